@@ -1,0 +1,153 @@
+"""Upsample, pad/crop, FIR filter, downsample (upfirdn) for NCHW images.
+
+`upfirdn2d` does, per channel: insert `up - 1` zeros after every pixel, pad (negative
+values crop), convolve with the filter `f` (a true convolution unless `flip_filter`),
+keep every `down`-th pixel. Filters are 2-D `[fh, fw]` or separable 1-D `[ft]`
+(applied horizontally, then vertically). The reference path is plain PyTorch; the CUDA
+path's backward pass is an upfirdn2d itself, so gradients of any order stay on the plugin.
+"""
+
+import torch
+
+
+def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=False, gain=1, separable=None):
+    """Turn a filter spec (None, scalar, 1-D or 2-D array-like) into a float32 tensor for
+    upfirdn2d. A 1-D filter stays separable when `separable` (default: 8 taps or more),
+    else it becomes its outer product. `normalize` makes the taps sum to 1; `gain` is the
+    overall gain of the (2-D) filter."""
+    f = torch.ones([1], dtype=torch.float32) if f is None else torch.as_tensor(f, dtype=torch.float32)
+    if f.ndim not in (0, 1, 2) or f.numel() == 0:
+        raise ValueError(f'setup_filter: filter must be a non-empty scalar, 1-D or 2-D array, got shape {list(f.shape)}')
+    if f.ndim == 0:
+        f = f[None]
+    if separable is None:
+        separable = f.ndim == 1 and f.numel() >= 8
+    if f.ndim == 1 and not separable:
+        f = torch.outer(f, f)
+    if separable and f.ndim != 1:
+        raise ValueError('setup_filter: separable=True needs a 1-D filter')
+    if normalize:
+        f = f / f.sum()
+    if flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    f = f * (gain ** (f.ndim / 2))
+    return f.to(device=device)
+
+
+def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    """Upsample by `up`, pad by `padding`, filter by `f`, downsample by `down`, scale by
+    `gain`. `up`/`down`: int or [x, y]; `padding`: int, [x, y] or [x0, x1, y0, y1]
+    (negative crops); `f`: filter from `setup_filter` (None = identity)."""
+    spec = _parse_args(x, f, up, down, padding, flip_filter, gain, impl)
+    return _upfirdn2d_ref(x, f, spec)
+
+
+def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    """Filter `x` with `f`, keeping its size (plus `padding`)."""
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw, fh = _filter_size(f)
+    p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
+    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+
+def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    """Upsample `x` by `up` with the interpolation filter `f` (output size = input * up
+    plus `padding`). The filter gain is raised by up*up to keep the mean brightness."""
+    upx, upy = _parse_scaling(up)
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw, fh = _filter_size(f)
+    p = [px0 + (fw + upx - 1) // 2, px1 + (fw - upx) // 2, py0 + (fh + upy - 1) // 2, py1 + (fh - upy) // 2]
+    return upfirdn2d(x, f, up=up, padding=p, flip_filter=flip_filter, gain=gain * upx * upy, impl=impl)
+
+
+def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    """Downsample `x` by `down` after low-pass filtering with `f` (output size = input / down
+    plus `padding`)."""
+    downx, downy = _parse_scaling(down)
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw, fh = _filter_size(f)
+    p = [px0 + (fw - downx + 1) // 2, px1 + (fw - downx) // 2, py0 + (fh - downy + 1) // 2, py1 + (fh - downy) // 2]
+    return upfirdn2d(x, f, down=down, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+
+# ----------------------------------------------------------------------------
+# Argument parsing.
+
+def _parse_scaling(scaling):
+    if isinstance(scaling, int):
+        scaling = [scaling, scaling]
+    sx, sy = [int(s) for s in scaling]
+    if sx < 1 or sy < 1:
+        raise ValueError(f'upfirdn2d: up/down factors must be >= 1, got {scaling}')
+    return sx, sy
+
+
+def _parse_padding(padding):
+    if isinstance(padding, int):
+        padding = [padding, padding]
+    padding = [int(p) for p in padding]
+    if len(padding) == 2:
+        padding = [padding[0], padding[0], padding[1], padding[1]]
+    if len(padding) != 4:
+        raise ValueError(f'upfirdn2d: padding must be an int, [x, y] or [x0, x1, y0, y1], got {padding}')
+    return padding
+
+
+def _filter_size(f):
+    """(width, height) of a filter; a 1-D filter is square."""
+    if f is None:
+        return 1, 1
+    if not isinstance(f, torch.Tensor) or f.ndim not in (1, 2):
+        raise ValueError('upfirdn2d: f must be None or a 1-D/2-D tensor (use setup_filter)')
+    return f.shape[-1], f.shape[0]
+
+
+def _parse_args(x, f, up, down, padding, flip_filter, gain, impl):
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError(f'upfirdn2d: x must be a 4-D NCHW tensor, got {getattr(x, "shape", type(x))}')
+    if impl not in ('ref', 'cuda'):
+        raise ValueError(f"upfirdn2d: impl must be 'ref' or 'cuda', got {impl!r}")
+    upx, upy = _parse_scaling(up)
+    downx, downy = _parse_scaling(down)
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw, fh = _filter_size(f)
+    out_w = (x.shape[3] * upx + px0 + px1 - fw) // downx + 1
+    out_h = (x.shape[2] * upy + py0 + py1 - fh) // downy + 1
+    if out_w < 1 or out_h < 1:
+        raise ValueError(f'upfirdn2d: input {list(x.shape)} with up={up}, down={down}, padding={padding} and a '
+                         f'{fh}x{fw} filter gives an empty output; use more padding or a smaller filter')
+    return dict(up=(upx, upy), down=(downx, downy), padding=(px0, px1, py0, py1),
+                flip_filter=bool(flip_filter), gain=float(gain), out_size=(out_h, out_w))
+
+
+# ----------------------------------------------------------------------------
+# Reference path: explicit zero insertion, pad, grouped convolution, strided slicing.
+
+def _upfirdn2d_ref(x, f, spec):
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    batch, channels, in_h, in_w = x.shape
+    (upx, upy), (downx, downy) = spec['up'], spec['down']
+    px0, px1, py0, py1 = spec['padding']
+
+    # Zero insertion: each pixel followed by up-1 zeros along each axis.
+    x = x.reshape([batch, channels, in_h, 1, in_w, 1])
+    x = torch.nn.functional.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
+    x = x.reshape([batch, channels, in_h * upy, in_w * upx])
+
+    # Pad with zeros, then crop where the padding is negative.
+    x = torch.nn.functional.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+
+    # conv2d correlates, so flip the filter to convolve (unless asked not to).
+    f = f.to(x.dtype) * (spec['gain'] ** (f.ndim / 2))
+    if not spec['flip_filter']:
+        f = f.flip(list(range(f.ndim)))
+    f = f[None, None].repeat([channels, 1] + [1] * f.ndim)
+    if f.ndim == 4:
+        x = torch.nn.functional.conv2d(x, f, groups=channels)
+    else:
+        x = torch.nn.functional.conv2d(x, f.unsqueeze(2), groups=channels)
+        x = torch.nn.functional.conv2d(x, f.unsqueeze(3), groups=channels)
+
+    return x[:, :, ::downy, ::downx]
