@@ -1,0 +1,457 @@
+"""Convert image collections into training datasets (a zip or folder of PNGs plus
+dataset.json with the labels, the layout StyleGAN2-ADA uses). Run with --help for the
+sources it reads."""
+
+import gzip
+import hashlib
+import io
+import itertools
+import json
+import os
+import pickle
+import re
+import shutil
+import tarfile
+import typing
+import zipfile
+import zlib
+
+import click
+import numpy as np
+import PIL.Image
+from tqdm import tqdm
+
+import dnnlib
+from training.dataset import LABELS_FILE, DatasetError, ImageFiles, decode_image
+
+#----------------------------------------------------------------------------
+# Sources: each opener returns the number of images and an iterator of records.
+
+class Record(typing.NamedTuple):
+    origin: str             # Where the image came from, for messages.
+    image: PIL.Image.Image  # Mode 'L' or 'RGB'.
+    label: object           # Class index, list of numbers, or None.
+
+class Source(typing.NamedTuple):
+    num_images: int
+    records: typing.Iterator[Record]
+
+def fail(message):
+    raise click.ClickException(message)
+
+def open_image_files(path):
+    """A folder (recursively) or a zip of images, labelled by its dataset.json if any."""
+    files = ImageFiles(path)
+    labels = files.read_labels()
+    if labels is not None:
+        unlabelled = [name for name in files.names if name not in labels]
+        if unlabelled:
+            fail(f"'{path}/{LABELS_FILE}' has no label for '{unlabelled[0]}' ({len(unlabelled)} images lack one); "
+                 f"add the missing labels or delete {LABELS_FILE}")
+    def records():
+        for name in files.names:
+            yield Record(f'{path}/{name}', files.read_image(name), None if labels is None else labels[name])
+    return Source(len(files.names), records())
+
+def read_idx(path):
+    """An IDX file (the MNIST format), gzipped or not, as a uint8 array."""
+    try:
+        with (gzip.open(path, 'rb') if path.endswith('.gz') else open(path, 'rb')) as file:
+            data = file.read()
+    except (OSError, EOFError, zlib.error) as err:
+        fail(f"cannot read '{path}': {err}; download the file again")
+    if len(data) < 4 or data[0:2] != b'\0\0':
+        fail(f"'{path}' is not an IDX file (its first bytes are not 0x0000); pass an MNIST-format *-idx?-ubyte file")
+    if data[2] != 0x08:
+        fail(f"'{path}' holds IDX type 0x{data[2]:02x}; only unsigned bytes (0x08) are supported")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], 'big') for i in range(ndim))
+    offset = 4 + 4 * ndim
+    if len(data) != offset + int(np.prod(shape)):
+        fail(f"'{path}' is truncated or damaged: shape {shape} needs {offset + int(np.prod(shape))} bytes, "
+             f"the file has {len(data)}; download it again")
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
+
+def open_idx(images_path, labels_path=None):
+    """MNIST-format images, padded to 32x32, with labels from the labels file beside them."""
+    images = read_idx(images_path)
+    if images.ndim != 3:
+        fail(f"'{images_path}' holds an array of shape {images.shape}, not images [N, H, W]")
+    if labels_path is None:
+        candidate = re.sub(r'images-idx3', 'labels-idx1', images_path)
+        labels_path = candidate if candidate != images_path and os.path.isfile(candidate) else None
+    labels = None
+    if labels_path is not None:
+        labels = read_idx(labels_path)
+        if labels.shape != images.shape[:1]:
+            fail(f"'{labels_path}' has {labels.size} labels for the {len(images)} images of '{images_path}'; "
+                 f"pass matching files")
+    else:
+        click.echo(f"No labels file beside '{images_path}'; the dataset will have no labels.")
+    pad_y, pad_x = max(32 - images.shape[1], 0), max(32 - images.shape[2], 0)
+    images = np.pad(images, [(0, 0), (pad_y // 2, pad_y - pad_y // 2), (pad_x // 2, pad_x - pad_x // 2)])
+    def records():
+        for i, image in enumerate(images):
+            yield Record(f'{images_path}[{i}]', PIL.Image.fromarray(image, 'L'), None if labels is None else int(labels[i]))
+    return Source(len(images), records())
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """CIFAR batches are pickles; allow only what numpy arrays need, so that a tampered
+    file cannot run code."""
+    _allowed = {('numpy', 'ndarray'), ('numpy', 'dtype')}
+    def find_class(self, module, name):
+        if (module, name) in self._allowed or (module in ('numpy.core.multiarray', 'numpy._core.multiarray') and name == '_reconstruct'):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f'{module}.{name} is not allowed in a CIFAR-10 batch')
+
+def open_cifar10(path):
+    """The training batches of the CIFAR-10 python tarball: 50,000 32x32 RGB images."""
+    images, labels = [], []
+    try:
+        with tarfile.open(path, 'r:*') as tar:
+            batches = {}
+            for member in tar:  # One pass: seeking back in a .gz means decompressing again.
+                if member.isfile() and re.fullmatch(r'(.*/)?data_batch_\d+', member.name):
+                    batch = _NumpyOnlyUnpickler(tar.extractfile(member), encoding='bytes').load()
+                    batches[member.name] = {key.decode() if isinstance(key, bytes) else key: value for key, value in batch.items()}
+        if not batches:
+            fail(f"'{path}' holds no cifar-10-batches-py/data_batch_* files; pass the CIFAR-10 python version (cifar-10-python.tar.gz)")
+        for name in sorted(batches):
+            images.append(np.asarray(batches[name]['data'], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+            labels.append(np.asarray(batches[name]['labels'], dtype=np.int64))
+    except (OSError, EOFError, zlib.error, tarfile.TarError, pickle.UnpicklingError, KeyError, ValueError, AttributeError) as err:
+        fail(f"cannot read CIFAR-10 tarball '{path}': {err!r}; download it again")
+    images, labels = np.concatenate(images), np.concatenate(labels)
+    if labels.shape != images.shape[:1]:
+        fail(f"'{path}' has {labels.size} labels for {len(images)} images; download it again")
+    def records():
+        for i, image in enumerate(images):
+            yield Record(f'{path}[{i}]', PIL.Image.fromarray(image, 'RGB'), int(labels[i]))
+    return Source(len(images), records())
+
+STL10_SIZE = 96
+
+def open_stl10(images_path):
+    """STL-10 binary images (each channel stored column by column) with labels from *_y.bin."""
+    image_bytes = 3 * STL10_SIZE * STL10_SIZE
+    num_bytes = os.path.getsize(images_path)
+    if num_bytes % image_bytes != 0:
+        fail(f"'{images_path}' is truncated: {num_bytes} bytes is not a whole number of 3x96x96 images; download it again")
+    images = np.memmap(images_path, dtype=np.uint8, mode='r').reshape(-1, 3, STL10_SIZE, STL10_SIZE) if num_bytes else []
+    labels_path = images_path[:-len('_X.bin')] + '_y.bin'
+    labels = None
+    if os.path.isfile(labels_path):
+        labels = np.fromfile(labels_path, dtype=np.uint8).astype(np.int64)
+        if labels.shape != (len(images),) or (labels.size and (labels.min() < 1 or labels.max() > 10)):
+            fail(f"'{labels_path}' does not hold one label 1..10 for each of the {len(images)} images; download it again")
+        labels -= 1  # Stored 1..10.
+    def records():
+        for i, image in enumerate(images):
+            yield Record(f'{images_path}[{i}]', PIL.Image.fromarray(np.ascontiguousarray(image.transpose(2, 1, 0)), 'RGB'),
+                         None if labels is None else int(labels[i]))
+    return Source(len(images), records())
+
+def open_lmdb(path):
+    """An LMDB folder of encoded images, as LSUN distributes them; the keys are ignored."""
+    try:
+        import lmdb # pylint: disable=import-outside-toplevel
+    except ImportError:
+        fail(f"reading the LMDB database '{path}' needs the lmdb package: pip install lmdb")
+    try:
+        env = lmdb.open(path, readonly=True, lock=False, readahead=False, max_readers=1)
+        with env.begin(write=False) as txn:
+            num_images = txn.stat()['entries']
+    except lmdb.Error as err:
+        fail(f"cannot read LMDB database '{path}': {err}; download it again")
+    def records():
+        with env.begin(write=False) as txn:
+            for key, value in txn.cursor():
+                origin = f"{path}[{key.decode('utf-8', 'replace')}]"
+                yield Record(origin, decode_image(io.BytesIO(value), origin), None)
+    return Source(num_images, records())
+
+#----------------------------------------------------------------------------
+# Built-in public datasets: a local copy when there is one, else a download.
+
+class BuiltinDataset(typing.NamedTuple):
+    base_url: str
+    md5: dict           # File name -> md5 of the published file; the first file is the source.
+    local_dirs: tuple   # Where system packages put the files.
+    opener: typing.Callable
+
+BUILTIN_DATASETS = {
+    'fashion-mnist': BuiltinDataset(
+        base_url='http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
+        md5={'train-images-idx3-ubyte.gz': '8d4fb7e6c68d591d4c3dfef9ec88bf0d', 'train-labels-idx1-ubyte.gz': '25c81989df183df01b3e8a0aad5dffbe'},
+        local_dirs=('/usr/share/datasets/fashion-mnist',),
+        opener=open_idx),
+    'mnist': BuiltinDataset(
+        base_url='https://ossci-datasets.s3.amazonaws.com/mnist/',
+        md5={'train-images-idx3-ubyte.gz': 'f68b3c2dcbeaaa9fbdd348bbdeb94873', 'train-labels-idx1-ubyte.gz': 'd53e105ee54ea40749a09fcbcd1e9432'},
+        local_dirs=('/usr/share/datasets/mnist',),
+        opener=open_idx),
+    'cifar10': BuiltinDataset(
+        base_url='https://www.cs.toronto.edu/~kriz/',
+        md5={'cifar-10-python.tar.gz': 'c58f30108f718f92721af3b95e74349a'},
+        local_dirs=(),
+        opener=open_cifar10),
+}
+
+def _md5_of_file(path):
+    digest = hashlib.md5()
+    with open(path, 'rb') as file:
+        for chunk in iter(lambda: file.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+def fetch_builtin(name):
+    """Local paths of the files of a built-in dataset, downloaded and verified when needed."""
+    spec = BUILTIN_DATASETS[name]
+    for folder in spec.local_dirs:
+        paths = [os.path.join(folder, file_name) for file_name in spec.md5]
+        if all(os.path.isfile(path) for path in paths):
+            return paths
+    paths = []
+    for file_name, md5 in spec.md5.items():
+        url = spec.base_url + file_name
+        try:
+            path = dnnlib.open_url(url, cache_dir=dnnlib.make_cache_dir_path('datasets', name), return_filename=True)
+        except OSError as err:
+            fail(f"cannot download {url} ({str(err).splitlines()[0]}); check the network, or download the file "
+                 f"yourself and pass it with --source")
+        if _md5_of_file(path) != md5:
+            os.remove(path)
+            fail(f"{url} does not have the published md5 {md5}; the download was deleted, try again later")
+        paths.append(path)
+    return paths
+
+#----------------------------------------------------------------------------
+
+SUPPORTED_SOURCES = ('a folder or .zip of images, cifar-10-python.tar.gz, *-images-idx3-ubyte[.gz], '
+                     'an STL-10 *_X.bin, an LSUN LMDB folder, or one of ' + ', '.join(BUILTIN_DATASETS))
+
+def open_source(source):
+    """Picks the reader for `source` by its name and kind."""
+    if source in BUILTIN_DATASETS and not os.path.exists(source):
+        return BUILTIN_DATASETS[source].opener(*fetch_builtin(source))
+    if not os.path.exists(source):
+        fail(f"source '{source}' does not exist; give {SUPPORTED_SOURCES}")
+    name = os.path.basename(os.path.normpath(source)).lower()
+    if os.path.isdir(source):
+        return open_lmdb(source) if os.path.isfile(os.path.join(source, 'data.mdb')) else open_image_files(source)
+    if name.endswith('.zip'):
+        return open_image_files(source)
+    if name.endswith(('.tar', '.tar.gz', '.tgz')):
+        return open_cifar10(source)
+    if re.search(r'-idx3-ubyte(\.gz)?$', name):
+        return open_idx(source)
+    if name.endswith('_x.bin'):
+        return open_stl10(source)
+    fail(f"cannot tell the format of '{source}'; give {SUPPORTED_SOURCES}")
+
+#----------------------------------------------------------------------------
+# Transforms: PIL image -> PIL image, or None to skip the image.
+
+RESIZE_FILTERS = {'box': PIL.Image.Resampling.BOX, 'lanczos': PIL.Image.Resampling.LANCZOS, 'bilinear': PIL.Image.Resampling.BILINEAR}
+
+def make_transform(transform, width, height, resize_filter):
+    resample = RESIZE_FILTERS[resize_filter]
+    if (width is None) != (height is None):
+        fail('give both --width and --height, or neither')
+
+    def resize(image, size):
+        return image if image.size == size else image.resize(size, resample)
+
+    def center_crop(image):
+        side = min(image.size)
+        left, top = (image.width - side) // 2, (image.height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+        return image if width is None else resize(image, (width, height))
+
+    def center_crop_wide(image):
+        # The largest centered crop of aspect width:height, on a black square canvas.
+        crop_w = min(image.width, round(image.height * width / height))
+        crop_h = min(image.height, round(crop_w * height / width))
+        if crop_w < width or crop_h < height:
+            return None  # Would need enlarging.
+        left, top = (image.width - crop_w) // 2, (image.height - crop_h) // 2
+        image = resize(image.crop((left, top, left + crop_w, top + crop_h)), (width, height))
+        side = max(width, height)
+        canvas = PIL.Image.new(image.mode, (side, side))
+        canvas.paste(image, ((side - width) // 2, (side - height) // 2))
+        return canvas
+
+    if transform is None:
+        return (lambda image: image) if width is None else (lambda image: resize(image, (width, height)))
+    if transform == 'center-crop':
+        return center_crop
+    if width is None:
+        fail('--transform=center-crop-wide needs --width and --height')
+    return center_crop_wide
+
+#----------------------------------------------------------------------------
+# Output: written under a temporary name beside --dest and renamed when complete.
+
+class DatasetWriter:
+    """Writes the images and dataset.json to a zip or folder. Nothing is left at or beside
+    `dest` unless `commit()` is reached: the context manager removes the partial output
+    (and the parent folders it made) on any error or interrupt."""
+
+    def __init__(self, dest):
+        self.dest = dest
+        self.is_zip = dest.lower().endswith('.zip')
+        parent = os.path.dirname(os.path.abspath(dest))
+        self._made_dirs = []
+        while not os.path.isdir(parent):
+            self._made_dirs.append(parent)
+            parent = os.path.dirname(parent)
+        self.tmp_path = os.path.join(os.path.dirname(os.path.abspath(dest)), f'.{os.path.basename(dest)}.{os.getpid()}.partial')
+        self._file = self._zip = None
+
+    def __enter__(self):
+        try:
+            for folder in reversed(self._made_dirs):
+                os.mkdir(folder)
+            if self.is_zip:
+                self._file = open(self.tmp_path, 'xb')
+                self._zip = zipfile.ZipFile(self._file, 'w', compression=zipfile.ZIP_STORED)
+            else:
+                os.mkdir(self.tmp_path)
+        except OSError as err:
+            self._remove_partial()
+            fail(f"cannot write '{self.dest}': {err}")
+        return self
+
+    def add(self, name, data):
+        if self.is_zip:
+            self._zip.writestr(name, data)
+        else:
+            os.makedirs(os.path.dirname(os.path.join(self.tmp_path, name)), exist_ok=True)
+            with open(os.path.join(self.tmp_path, name), 'wb') as file:
+                file.write(data)
+
+    def commit(self, labels):
+        self.add(LABELS_FILE, json.dumps({'labels': labels}).encode('utf-8'))
+        if self.is_zip:
+            self._zip.close()
+            self._file.close()
+        if os.path.exists(self.dest):
+            fail(f"destination '{self.dest}' appeared while converting; choose another --dest or remove it")
+        os.rename(self.tmp_path, self.dest)
+        self._made_dirs = []
+
+    def _remove_partial(self):
+        if self._file is not None:
+            self._file.close()  # Without closing the zip, which would write its directory.
+        if os.path.isdir(self.tmp_path):
+            shutil.rmtree(self.tmp_path)
+        elif os.path.exists(self.tmp_path):
+            os.remove(self.tmp_path)
+        for folder in self._made_dirs:
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
+
+    def __exit__(self, exc_type, _exc, _tb):
+        if exc_type is not None:
+            self._remove_partial()
+
+#----------------------------------------------------------------------------
+
+def describe(image):
+    return f"{image.width}x{image.height} {'grayscale' if image.mode == 'L' else 'RGB'}"
+
+def encode_png(image):
+    buffer = io.BytesIO()
+    image.save(buffer, format='png', compress_level=1)
+    return buffer.getvalue()
+
+def convert_dataset(source, dest, max_images=None, transform=None, width=None, height=None, resize_filter='lanczos'):
+    """Converts `source` into a dataset at `dest`; see the module docstring."""
+    dest = os.path.expanduser(dest)
+    if os.path.exists(dest):
+        fail(f"destination '{dest}' already exists; choose another --dest or remove it")
+    transform_image = make_transform(transform, width, height, resize_filter)
+    num_images, records = open_source(os.path.expanduser(source))
+    if max_images is not None:
+        num_images, records = min(num_images, max_images), itertools.islice(records, max_images)
+    if num_images == 0:
+        fail(f"source '{source}' holds no images; give {SUPPORTED_SOURCES}")
+
+    labels, first, num_skipped = [], None, 0
+    with DatasetWriter(dest) as writer:
+        for record in tqdm(records, total=num_images, unit='img', desc=f'Converting {os.path.basename(os.path.normpath(source))}'):
+            image = transform_image(record.image)
+            if image is None:
+                num_skipped += 1
+                continue
+            if first is None:
+                first = (record.origin, image)
+                if image.width != image.height:
+                    fail(f"'{record.origin}' is {describe(image)} after the transform, but training needs square images; "
+                         f"use --transform=center-crop (with --width and --height to resize)")
+            elif image.size != first[1].size:
+                fail(f"'{record.origin}' is {describe(image)} after the transform, unlike '{first[0]}' ({describe(first[1])}); "
+                     f"use --transform=center-crop --width=N --height=N to give all images one size")
+            elif image.mode != first[1].mode:
+                fail(f"'{record.origin}' is {describe(image)}, unlike '{first[0]}' ({describe(first[1])}); "
+                     f"convert the images to all grayscale or all RGB first")
+            index = len(labels)
+            name = f'{index // 1000:05d}/img{index:08d}.png'
+            writer.add(name, encode_png(image))
+            labels.append([name, record.label])
+        if not labels:
+            fail(f"no image of '{source}' is large enough for --transform={transform} --width={width} --height={height}; "
+                 f"choose a smaller size")
+        writer.commit(labels if labels[0][1] is not None else None)
+
+    channels = 'grayscale' if first[1].mode == 'L' else 'RGB'
+    click.echo(f"Wrote {len(labels)} {first[1].width}x{first[1].height} {channels} images "
+               f"({'with' if labels[0][1] is not None else 'without'} labels) to '{dest}'"
+               + (f"; skipped {num_skipped} images smaller than {width}x{height}" if num_skipped else ''))
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@click.option('--source', help='Input: folder, zip, archive, file or built-in name', metavar='PATH', required=True)
+@click.option('--dest', help='Output: a .zip file or a folder; must not exist', metavar='PATH', required=True)
+@click.option('--max-images', help='Convert at most this many images', type=click.IntRange(min=1), metavar='INT')
+@click.option('--transform', help='Crop before resizing', type=click.Choice(['center-crop', 'center-crop-wide']))
+@click.option('--width', help='Output width in pixels', type=click.IntRange(min=1), metavar='INT')
+@click.option('--height', help='Output height in pixels', type=click.IntRange(min=1), metavar='INT')
+@click.option('--resize-filter', help='Filter used when resizing', type=click.Choice(list(RESIZE_FILTERS)), default='lanczos', show_default=True)
+def main(**kwargs):
+    """Convert images into a training dataset.
+
+    The output is a zip file (when --dest ends in .zip) or a folder of PNG images,
+    00000/img00000000.png, 00000/img00000001.png, ..., plus dataset.json with the labels,
+    {"labels": [["00000/img00000000.png", 6], ...]} or {"labels": null}: the layout of
+    StyleGAN2-ADA, so that datasets made by either tool work with both. All images must have
+    one size and be all grayscale (one channel) or all RGB after the transform.
+
+    \b
+    Sources (--source):
+      folder of images                 searched recursively; labels from a dataset.json at its root
+      zip of images                    labels from a dataset.json at its root
+      cifar-10-python.tar.gz           the 50,000 CIFAR-10 training images, with labels
+      *-images-idx3-ubyte[.gz]         MNIST, Fashion-MNIST, padded from 28x28 to 32x32;
+                                       labels from *-labels-idx1-ubyte[.gz] beside it
+      *_X.bin                          STL-10 96x96; labels from *_y.bin beside it if any
+      folder holding data.mdb          LSUN LMDB database (needs the lmdb package)
+      fashion-mnist, mnist, cifar10    the training set, from a local copy when there is one
+                                       (/usr/share/datasets/...) or a verified download
+
+    \b
+    Examples:
+      python dataset_tool.py --source=fashion-mnist --dest=datasets/fashion-mnist-32x32.zip
+      python dataset_tool.py --source=img_align_celeba --dest=datasets/celeba-64x64.zip \\
+          --transform=center-crop --width=64 --height=64
+    """
+    try:
+        convert_dataset(**kwargs)
+    except DatasetError as err:
+        raise click.ClickException(str(err)) from None
+
+if __name__ == '__main__':
+    main() # pylint: disable=no-value-for-parameter
+
+#----------------------------------------------------------------------------
