@@ -2,6 +2,7 @@
 dataset.json with the labels, the layout StyleGAN2-ADA uses). Run with --help for the
 sources it reads."""
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -98,7 +99,7 @@ def open_idx(images_path, labels_path=None):
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """CIFAR batches are pickles; allow only what numpy arrays need, so that a tampered
     file cannot run code."""
-    _allowed = {('numpy', 'ndarray'), ('numpy', 'dtype')}
+    _allowed = {('numpy', 'ndarray'), ('numpy', 'dtype'), ('_codecs', 'encode')}
     def find_class(self, module, name):
         if (module, name) in self._allowed or (module in ('numpy.core.multiarray', 'numpy._core.multiarray') and name == '_reconstruct'):
             return super().find_class(module, name)
@@ -212,16 +213,18 @@ def fetch_builtin(name):
         if all(os.path.isfile(path) for path in paths):
             return paths
     paths = []
+    cache_dir = dnnlib.make_cache_dir_path('datasets', name)
     for file_name, md5 in spec.md5.items():
         url = spec.base_url + file_name
         try:
-            path = dnnlib.open_url(url, cache_dir=dnnlib.make_cache_dir_path('datasets', name), return_filename=True)
+            path = dnnlib.open_url(url, cache_dir=cache_dir, return_filename=True)
         except OSError as err:
             fail(f"cannot download {url} ({str(err).splitlines()[0]}); check the network, or download the file "
                  f"yourself and pass it with --source")
         if _md5_of_file(path) != md5:
-            os.remove(path)
-            fail(f"{url} does not have the published md5 {md5}; the download was deleted, try again later")
+            if os.path.dirname(os.path.abspath(path)) == os.path.abspath(cache_dir):
+                os.remove(path)  # Else the bad copy would be used again next time.
+            fail(f"'{path}' (from {url}) does not have the published md5 {md5}; it was not used, try again later")
         paths.append(path)
     return paths
 
@@ -306,15 +309,14 @@ class DatasetWriter:
             self._made_dirs.append(parent)
             parent = os.path.dirname(parent)
         self.tmp_path = os.path.join(os.path.dirname(os.path.abspath(dest)), f'.{os.path.basename(dest)}.{os.getpid()}.partial')
-        self._file = self._zip = None
+        self._zip = None
 
     def __enter__(self):
         try:
             for folder in reversed(self._made_dirs):
                 os.mkdir(folder)
             if self.is_zip:
-                self._file = open(self.tmp_path, 'xb')
-                self._zip = zipfile.ZipFile(self._file, 'w', compression=zipfile.ZIP_STORED)
+                self._zip = zipfile.ZipFile(self.tmp_path, 'x', compression=zipfile.ZIP_STORED)
             else:
                 os.mkdir(self.tmp_path)
         except OSError as err:
@@ -334,15 +336,15 @@ class DatasetWriter:
         self.add(LABELS_FILE, json.dumps({'labels': labels}).encode('utf-8'))
         if self.is_zip:
             self._zip.close()
-            self._file.close()
         if os.path.exists(self.dest):
             fail(f"destination '{self.dest}' appeared while converting; choose another --dest or remove it")
         os.rename(self.tmp_path, self.dest)
         self._made_dirs = []
 
     def _remove_partial(self):
-        if self._file is not None:
-            self._file.close()  # Without closing the zip, which would write its directory.
+        if self._zip is not None:
+            with contextlib.suppress(OSError):  # Keep the original error, e.g. a full disk.
+                self._zip.close()
         if os.path.isdir(self.tmp_path):
             shutil.rmtree(self.tmp_path)
         elif os.path.exists(self.tmp_path):

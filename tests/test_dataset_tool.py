@@ -1,0 +1,428 @@
+"""dataset_tool.py: every source format, the transforms, and refusal of bad input without
+leaving anything behind. Real data: Debian's Fashion-MNIST; the other formats are written
+here byte by byte in their published layouts."""
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import tarfile
+import zipfile
+
+import numpy as np
+import PIL.Image
+import pytest
+from click.testing import CliRunner
+
+import dataset_tool
+from training.dataset import ImageFolderDataset
+
+FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist'
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#----------------------------------------------------------------------------
+# Helpers.
+
+def run_tool(*args):
+    return CliRunner().invoke(dataset_tool.main, [str(arg) for arg in args])
+
+def convert(source, dest, *args):
+    result = run_tool(f'--source={source}', f'--dest={dest}', *args)
+    assert result.exit_code == 0, result.output
+    return result
+
+def read_output(dest):
+    """{name: uint8 HWC or HW array} and the parsed dataset.json of a zip or folder."""
+    if str(dest).endswith('.zip'):
+        with zipfile.ZipFile(dest) as archive:
+            files = {name: archive.read(name) for name in archive.namelist()}
+    else:
+        files = {}
+        for folder, _dirs, names in os.walk(dest):
+            for name in names:
+                path = os.path.join(folder, name)
+                with open(path, 'rb') as f:
+                    files[os.path.relpath(path, dest).replace(os.sep, '/')] = f.read()
+    meta = json.loads(files.pop('dataset.json'))
+    images = {name: np.asarray(PIL.Image.open(io.BytesIO(data))) for name, data in sorted(files.items())}
+    return images, meta
+
+def assert_refused(result, *fragments, out_dir, dest):
+    """A one-line error with the given text, a failing exit code and nothing written."""
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit), repr(result.exception)  # Not a crash.
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith('Error: '), result.output
+    for fragment in fragments:
+        assert fragment in message, message
+    assert not os.path.exists(dest)
+    assert os.listdir(out_dir) == [], os.listdir(out_dir)
+
+def save_image(path, array, **kwargs):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    PIL.Image.fromarray(array).save(path, **kwargs)
+
+def random_images(count, shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(count, *shape), dtype=np.uint8)
+
+@pytest.fixture
+def out_dir(tmp_path):
+    path = tmp_path / 'out'
+    path.mkdir()
+    return path
+
+#----------------------------------------------------------------------------
+# Real data.
+
+def parse_idx_gz(path):
+    with gzip.open(path, 'rb') as f:
+        data = f.read()
+    ndim = data[3]
+    shape = struct.unpack(f'>{ndim}I', data[4:4 + 4 * ndim])
+    return np.frombuffer(data[4 + 4 * ndim:], dtype=np.uint8).reshape(shape)
+
+@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason='Debian package dataset-fashion-mnist is not installed')
+@pytest.mark.parametrize('source', ['fashion-mnist', f'{FASHION_MNIST_DIR}/t10k-images-idx3-ubyte.gz'])
+def test_fashion_mnist_real_data(source, out_dir, monkeypatch):
+    def no_download(*_args, **_kwargs):
+        raise AssertionError('the local copy must be used')
+    monkeypatch.setattr(dataset_tool.dnnlib, 'open_url', no_download)
+    split = 'train' if source == 'fashion-mnist' else 't10k'
+    expected_images = parse_idx_gz(f'{FASHION_MNIST_DIR}/{split}-images-idx3-ubyte.gz')[:200]
+    expected_labels = parse_idx_gz(f'{FASHION_MNIST_DIR}/{split}-labels-idx1-ubyte.gz')[:200]
+
+    dest = out_dir / 'fashion.zip'
+    result = convert(source, dest, '--max-images=200')
+    assert '200/200' in result.output  # Progress with counts.
+    images, meta = read_output(dest)
+    assert len(images) == 200
+    assert [label for _name, label in meta['labels']] == expected_labels.tolist()
+    assert [name for name, _label in meta['labels']] == sorted(images)
+    for index in [0, 1, 57, 199]:
+        image = images[f'00000/img{index:08d}.png']
+        assert image.shape == (32, 32)
+        np.testing.assert_array_equal(image[2:30, 2:30], expected_images[index])
+        assert not image[:2].any() and not image[30:].any() and not image[:, :2].any() and not image[:, 30:].any()
+
+    dataset = ImageFolderDataset(str(dest), use_labels=True)
+    assert len(dataset) == 200 and dataset.image_shape == [1, 32, 32] and dataset.label_shape == [10]
+    image, label = dataset[57]
+    np.testing.assert_array_equal(image[0, 2:30, 2:30], expected_images[57])
+    assert label.argmax() == expected_labels[57] and label.sum() == 1
+
+#----------------------------------------------------------------------------
+# Formats built here.
+
+def write_cifar_tarball(path, batches, extra_members=()):
+    """CIFAR-10 python layout: pickled dicts with bytes keys, rows of 3072 bytes (R, G, B planes)."""
+    with tarfile.open(path, 'w:gz') as tar:
+        def add(name, obj):
+            data = pickle.dumps(obj, protocol=2)
+            info = tarfile.TarInfo(f'cifar-10-batches-py/{name}')
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, obj in extra_members:
+            add(name, obj)
+        for index, (images, labels) in enumerate(batches):
+            rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+            add(f'data_batch_{index + 1}', {b'batch_label': b'training batch', b'labels': list(labels), b'data': rows, b'filenames': []})
+
+def test_cifar10_tarball(tmp_path, out_dir):
+    images = random_images(7, (32, 32, 3))
+    labels = [3, 1, 4, 1, 5, 9, 2]
+    test_images = random_images(2, (32, 32, 3), seed=1)
+    source = tmp_path / 'cifar-10-python.tar.gz'
+    write_cifar_tarball(source, [(images[:4], labels[:4]), (images[4:], labels[4:])],
+                        extra_members=[('test_batch', {b'labels': [0, 0], b'data': test_images.reshape(2, -1)})])
+    dest = out_dir / 'cifar'
+    convert(source, dest)
+    written, meta = read_output(dest)
+    assert len(written) == 7  # The test batch is left out.
+    for index, (name, label) in enumerate(meta['labels']):
+        np.testing.assert_array_equal(written[name], images[index])
+        assert label == labels[index]
+    dataset = ImageFolderDataset(str(dest), use_labels=True)
+    assert dataset.image_shape == [3, 32, 32] and dataset.label_dim == 10
+    np.testing.assert_array_equal(dataset[4][0], images[4].transpose(2, 0, 1))
+
+def test_cifar10_pickle_cannot_run_code(tmp_path, out_dir):
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, ('touch hacked',))
+    source = tmp_path / 'cifar-10-python.tar.gz'
+    write_cifar_tarball(source, [], extra_members=[('data_batch_1', {b'data': Exploit(), b'labels': []})])
+    result = run_tool(f'--source={source}', f'--dest={out_dir / "x.zip"}')
+    assert_refused(result, str(source), 'not allowed', out_dir=out_dir, dest=out_dir / 'x.zip')
+
+def write_stl10(folder, split, images, labels=None):
+    # Each image: the red, green, blue planes, each stored column by column.
+    (folder / f'{split}_X.bin').write_bytes(images.transpose(0, 3, 2, 1).tobytes())
+    if labels is not None:
+        (folder / f'{split}_y.bin').write_bytes(np.asarray(labels, dtype=np.uint8).tobytes())
+
+def test_stl10_binary_labelled_and_unlabelled(tmp_path, out_dir):
+    images = random_images(3, (96, 96, 3))
+    images[0, 0, :, 0] = 255  # First row red in image 0: catches a row/column mix-up.
+    images[0, 0, :, 1:] = 0
+    write_stl10(tmp_path, 'train', images, labels=[1, 10, 4])
+    write_stl10(tmp_path, 'unlabeled', images[::-1])
+
+    convert(tmp_path / 'train_X.bin', out_dir / 'train.zip')
+    written, meta = read_output(out_dir / 'train.zip')
+    assert [label for _name, label in meta['labels']] == [0, 9, 3]
+    for index, name in enumerate(sorted(written)):
+        np.testing.assert_array_equal(written[name], images[index])
+
+    convert(tmp_path / 'unlabeled_X.bin', out_dir / 'unlabeled.zip', '--width=48', '--height=48', '--resize-filter=box')
+    written, meta = read_output(out_dir / 'unlabeled.zip')
+    assert meta['labels'] is None
+    first = written['00000/img00000000.png']
+    assert first.shape == (48, 48, 3)
+    block_means = images[2].reshape(48, 2, 48, 2, 3).astype(np.float64).mean(axis=(1, 3))
+    assert np.abs(first - block_means).max() <= 1  # A 2x box filter averages 2x2 blocks.
+
+@pytest.mark.parametrize('dest_name', ['images.zip', 'images'])
+def test_folder_of_png_and_jpeg_with_labels(tmp_path, out_dir, dest_name):
+    source = tmp_path / 'source'
+    rgb = random_images(3, (16, 16, 3))
+    save_image(str(source / 'b' / 'deep' / 'x.png'), rgb[0])
+    save_image(str(source / 'a.jpg'), rgb[1], quality=90)
+    save_image(str(source / 'c.png'), np.dstack([rgb[2], np.full((16, 16), 7, np.uint8)]))  # RGBA: alpha dropped.
+    (source / 'notes.txt').write_text('not an image')
+    labels = {'a.jpg': 2, 'b/deep/x.png': 0, 'c.png': 1}
+    (source / 'dataset.json').write_text(json.dumps({'labels': [[name, label] for name, label in labels.items()]}))
+
+    dest = out_dir / dest_name
+    convert(source, dest)
+    written, meta = read_output(dest)
+    # Sorted by relative path: a.jpg, b/deep/x.png, c.png.
+    assert [label for _name, label in meta['labels']] == [2, 0, 1]
+    first, second, third = (written[name] for name, _label in meta['labels'])
+    np.testing.assert_array_equal(first, np.asarray(PIL.Image.open(source / 'a.jpg')))
+    np.testing.assert_array_equal(second, rgb[0])
+    np.testing.assert_array_equal(third, rgb[2])
+
+    dataset = ImageFolderDataset(str(dest), use_labels=True)
+    assert len(dataset) == 3 and dataset.num_channels == 3 and dataset.has_onehot_labels
+    np.testing.assert_array_equal(dataset.get_label(0), [0, 0, 1])
+
+def test_zip_source_and_grayscale_stays_one_channel(tmp_path, out_dir):
+    gray = random_images(4, (8, 8))
+    source = tmp_path / 'gray.zip'
+    with zipfile.ZipFile(source, 'w') as archive:
+        for index, image in enumerate(gray):
+            buffer = io.BytesIO()
+            PIL.Image.fromarray(image).save(buffer, format='png')
+            archive.writestr(f'imgs/{index}.png', buffer.getvalue())
+    convert(source, out_dir / 'gray.zip', '--max-images=3')
+    written, meta = read_output(out_dir / 'gray.zip')
+    assert meta['labels'] is None and len(written) == 3
+    for index, image in enumerate(written.values()):
+        assert image.shape == (8, 8)
+        np.testing.assert_array_equal(image, gray[index])
+    assert ImageFolderDataset(str(out_dir / 'gray.zip')).image_shape == [1, 8, 8]
+
+    # A dataset made by the tool is itself a source, keeping labels.
+    convert(out_dir / 'gray.zip', out_dir / 'again', '--width=4', '--height=4', '--resize-filter=bilinear')
+    again, _meta = read_output(out_dir / 'again')
+    assert [image.shape for image in again.values()] == [(4, 4)] * 3
+
+def test_lsun_lmdb(tmp_path, out_dir):
+    lmdb = pytest.importorskip('lmdb')
+    images = random_images(3, (12, 20, 3))
+    env = lmdb.open(str(tmp_path / 'church_outdoor_train_lmdb'), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        for index, image in enumerate(images):
+            buffer = io.BytesIO()
+            PIL.Image.fromarray(image).save(buffer, format='webp', lossless=True)
+            txn.put(f'key{index}'.encode(), buffer.getvalue())
+    env.close()
+    convert(tmp_path / 'church_outdoor_train_lmdb', out_dir / 'lsun.zip', '--transform=center-crop')
+    written, meta = read_output(out_dir / 'lsun.zip')
+    assert meta['labels'] is None
+    for index, image in enumerate(written.values()):
+        np.testing.assert_array_equal(image, images[index][:, 4:16])
+
+#----------------------------------------------------------------------------
+# Transforms.
+
+def test_center_crop_and_resize_filters(tmp_path, out_dir):
+    image = random_images(1, (30, 40, 3))[0]
+    save_image(str(tmp_path / 'src' / 'wide.png'), image)
+    convert(tmp_path / 'src', out_dir / 'crop', '--transform=center-crop')
+    np.testing.assert_array_equal(read_output(out_dir / 'crop')[0]['00000/img00000000.png'], image[:, 5:35])
+
+    outputs = {}
+    for name in ['box', 'lanczos', 'bilinear']:
+        convert(tmp_path / 'src', out_dir / f'{name}.zip', '--transform=center-crop', '--width=12', '--height=12', f'--resize-filter={name}')
+        outputs[name] = read_output(out_dir / f'{name}.zip')[0]['00000/img00000000.png']
+        expected = PIL.Image.fromarray(image[:, 5:35]).resize((12, 12), dataset_tool.RESIZE_FILTERS[name])
+        np.testing.assert_array_equal(outputs[name], np.asarray(expected))
+    assert not np.array_equal(outputs['box'], outputs['lanczos'])
+
+def test_center_crop_wide_letterboxes_and_skips_small_images(tmp_path, out_dir):
+    source = tmp_path / 'cars'
+    big = random_images(1, (60, 100, 3))[0]
+    save_image(str(source / 'big.png'), big)
+    save_image(str(source / 'small.png'), random_images(1, (10, 16, 3))[0])
+    result = convert(source, out_dir / 'cars.zip', '--transform=center-crop-wide', '--width=40', '--height=30')
+    assert 'skipped 1' in result.output
+    written, _meta = read_output(out_dir / 'cars.zip')
+    assert len(written) == 1
+    canvas = written['00000/img00000000.png']
+    assert canvas.shape == (40, 40, 3)
+    assert not canvas[:5].any() and not canvas[35:].any()  # Black bars above and below.
+    expected = PIL.Image.fromarray(big[:, 10:90]).resize((40, 30), PIL.Image.Resampling.LANCZOS)
+    np.testing.assert_array_equal(canvas[5:35], np.asarray(expected))
+
+#----------------------------------------------------------------------------
+# Built-in names: local copy or verified download into the dnnlib cache.
+
+def test_builtin_download_is_verified(tmp_path, out_dir, monkeypatch):
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
+    server = tmp_path / 'server'
+    server.mkdir()
+    write_cifar_tarball(server / 'cifar-10-python.tar.gz', [(random_images(2, (32, 32, 3)), [0, 1])])
+    md5 = hashlib.md5((server / 'cifar-10-python.tar.gz').read_bytes()).hexdigest()
+    fetched = []
+    def fake_open_url(url, cache_dir, return_filename):
+        assert return_filename and cache_dir.startswith(str(tmp_path / 'cache'))
+        os.makedirs(cache_dir, exist_ok=True)
+        path = os.path.join(cache_dir, 'download')
+        with open(path, 'wb') as f:
+            f.write((server / url.rsplit('/', 1)[1]).read_bytes())
+        fetched.append(url)
+        return path
+    monkeypatch.setattr(dataset_tool.dnnlib, 'open_url', fake_open_url)
+
+    spec = dataset_tool.BUILTIN_DATASETS['cifar10']
+    monkeypatch.setitem(dataset_tool.BUILTIN_DATASETS, 'cifar10', spec._replace(md5={'cifar-10-python.tar.gz': md5}))
+    convert('cifar10', out_dir / 'c.zip')
+    assert fetched == ['https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz']
+    assert len(read_output(out_dir / 'c.zip')[0]) == 2
+
+    monkeypatch.setitem(dataset_tool.BUILTIN_DATASETS, 'cifar10', spec._replace(md5={'cifar-10-python.tar.gz': '0' * 32}))
+    result = run_tool('--source=cifar10', f'--dest={out_dir / "d.zip"}')
+    assert result.exit_code != 0 and 'md5' in result.output
+    assert not os.path.exists(out_dir / 'd.zip')
+    assert os.listdir(tmp_path / 'cache' / 'datasets' / 'cifar10') == []  # The bad download is not kept.
+
+#----------------------------------------------------------------------------
+# Bad input: refused with the file named, nothing left behind.
+
+def test_bad_image_midway_leaves_nothing(tmp_path, out_dir):
+    source = tmp_path / 'src'
+    for index, image in enumerate(random_images(3, (8, 8, 3))):
+        save_image(str(source / f'{index}.png'), image)
+    (source / '1.png').write_bytes(b'this is not a png')
+    for dest in [out_dir / 'ds.zip', out_dir / 'ds', out_dir / 'new' / 'sub' / 'ds.zip']:
+        result = run_tool(f'--source={source}', f'--dest={dest}')
+        assert_refused(result, f'{source}/1.png', 'replace or remove', out_dir=out_dir, dest=dest)
+
+def test_truncated_image(tmp_path, out_dir):
+    source = tmp_path / 'src'
+    save_image(str(source / 'a.png'), random_images(1, (64, 64, 3))[0])
+    data = (source / 'a.png').read_bytes()
+    (source / 'a.png').write_bytes(data[:len(data) // 2])
+    result = run_tool(f'--source={source}', f'--dest={out_dir / "x.zip"}')
+    assert_refused(result, f'{source}/a.png', out_dir=out_dir, dest=out_dir / 'x.zip')
+
+def test_mismatched_sizes_and_channels(tmp_path, out_dir):
+    source = tmp_path / 'sizes'
+    save_image(str(source / 'a.png'), random_images(1, (8, 8, 3))[0])
+    save_image(str(source / 'b.png'), random_images(1, (8, 8, 3))[0])
+    save_image(str(source / 'c.png'), random_images(1, (9, 9, 3))[0])
+    save_image(str(source / 'd.png'), random_images(1, (7, 7, 3))[0])
+    result = run_tool(f'--source={source}', f'--dest={out_dir / "x.zip"}')
+    assert_refused(result, f'{source}/c.png', '9x9', '--transform=center-crop', out_dir=out_dir, dest=out_dir / 'x.zip')
+
+    source = tmp_path / 'channels'
+    save_image(str(source / 'a.png'), random_images(1, (8, 8, 3))[0])
+    save_image(str(source / 'b.png'), random_images(1, (8, 8))[0])
+    result = run_tool(f'--source={source}', f'--dest={out_dir / "x.zip"}')
+    assert_refused(result, f'{source}/b.png', 'grayscale', out_dir=out_dir, dest=out_dir / 'x.zip')
+
+def test_non_square_without_crop(tmp_path, out_dir):
+    save_image(str(tmp_path / 'src' / 'a.png'), random_images(1, (8, 10, 3))[0])
+    result = run_tool(f'--source={tmp_path / "src"}', f'--dest={out_dir / "x.zip"}')
+    assert_refused(result, 'a.png', 'square', out_dir=out_dir, dest=out_dir / 'x.zip')
+
+def test_empty_unknown_and_missing_sources(tmp_path, out_dir):
+    (tmp_path / 'empty').mkdir()
+    result = run_tool(f'--source={tmp_path / "empty"}', f'--dest={out_dir / "x.zip"}')
+    assert_refused(result, str(tmp_path / 'empty'), 'no images', out_dir=out_dir, dest=out_dir / 'x.zip')
+
+    (tmp_path / 'data.csv').write_text('1,2,3')
+    result = run_tool(f'--source={tmp_path / "data.csv"}', f'--dest={out_dir / "x.zip"}')
+    assert_refused(result, 'data.csv', 'cannot tell the format', out_dir=out_dir, dest=out_dir / 'x.zip')
+
+    result = run_tool(f'--source={tmp_path / "nothing"}', f'--dest={out_dir / "x.zip"}')
+    assert_refused(result, 'nothing', 'does not exist', out_dir=out_dir, dest=out_dir / 'x.zip')
+
+    write_stl10(tmp_path, 'train', random_images(0, (96, 96, 3)))
+    result = run_tool(f'--source={tmp_path / "train_X.bin"}', f'--dest={out_dir / "x.zip"}')
+    assert_refused(result, 'no images', out_dir=out_dir, dest=out_dir / 'x.zip')
+
+def test_existing_destination_is_untouched(tmp_path, out_dir):
+    save_image(str(tmp_path / 'src' / 'a.png'), random_images(1, (8, 8, 3))[0])
+    dest = out_dir / 'x.zip'
+    dest.write_bytes(b'precious')
+    result = run_tool(f'--source={tmp_path / "src"}', f'--dest={dest}')
+    assert result.exit_code != 0 and 'already exists' in result.output
+    assert dest.read_bytes() == b'precious' and os.listdir(out_dir) == ['x.zip']
+
+def test_truncated_binary_sources(tmp_path, out_dir):
+    dest = out_dir / 'x.zip'
+    idx = tmp_path / 'train-images-idx3-ubyte.gz'
+    with gzip.open(idx, 'wb') as f:
+        f.write(struct.pack('>4B3I', 0, 0, 8, 3, 5, 28, 28) + bytes(4 * 28 * 28))  # Header says 5 images.
+    assert_refused(run_tool(f'--source={idx}', f'--dest={dest}'), str(idx), 'truncated', out_dir=out_dir, dest=dest)
+
+    idx.write_bytes(b'garbage that is not gzip')
+    assert_refused(run_tool(f'--source={idx}', f'--dest={dest}'), str(idx), out_dir=out_dir, dest=dest)
+
+    (tmp_path / 'train_X.bin').write_bytes(bytes(3 * 96 * 96 + 5))
+    assert_refused(run_tool(f'--source={tmp_path / "train_X.bin"}', f'--dest={dest}'), 'train_X.bin', 'truncated', out_dir=out_dir, dest=dest)
+
+    tarball = tmp_path / 'cifar-10-python.tar.gz'
+    write_cifar_tarball(tarball, [(random_images(20, (32, 32, 3)), [0] * 20)])
+    tarball.write_bytes(tarball.read_bytes()[:20000])
+    assert_refused(run_tool(f'--source={tarball}', f'--dest={dest}'), str(tarball), out_dir=out_dir, dest=dest)
+
+    other = tmp_path / 'other.tar.gz'
+    with tarfile.open(other, 'w:gz') as tar:
+        tar.add(idx, arcname='x')
+    assert_refused(run_tool(f'--source={other}', f'--dest={dest}'), 'data_batch', out_dir=out_dir, dest=dest)
+
+def test_labels_missing_for_some_images(tmp_path, out_dir):
+    source = tmp_path / 'src'
+    for name in ['a.png', 'b.png']:
+        save_image(str(source / name), random_images(1, (8, 8, 3))[0])
+    (source / 'dataset.json').write_text(json.dumps({'labels': [['a.png', 1]]}))
+    result = run_tool(f'--source={source}', f'--dest={out_dir / "x.zip"}')
+    assert_refused(result, "'b.png'", 'dataset.json', out_dir=out_dir, dest=out_dir / 'x.zip')
+
+def test_bad_options(tmp_path, out_dir):
+    save_image(str(tmp_path / 'src' / 'a.png'), random_images(1, (8, 8, 3))[0])
+    result = run_tool(f'--source={tmp_path / "src"}', f'--dest={out_dir / "x.zip"}', '--width=4')
+    assert_refused(result, '--height', out_dir=out_dir, dest=out_dir / 'x.zip')
+    result = run_tool(f'--source={tmp_path / "src"}', f'--dest={out_dir / "x.zip"}', '--transform=center-crop-wide')
+    assert_refused(result, '--width', out_dir=out_dir, dest=out_dir / 'x.zip')
+
+def test_command_line_error_is_one_line(tmp_path):
+    (tmp_path / 'src').mkdir()
+    (tmp_path / 'src' / 'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 truncated')
+    proc = subprocess.run([sys.executable, 'dataset_tool.py', f'--source={tmp_path / "src"}', f'--dest={tmp_path / "out.zip"}'],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode != 0
+    assert 'Traceback' not in proc.stderr
+    error_lines = [line for line in proc.stderr.splitlines() if line.startswith('Error')]
+    assert len(error_lines) == 1 and 'broken.jpg' in error_lines[0], proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ['src']
+
+#----------------------------------------------------------------------------
