@@ -60,7 +60,7 @@ class ImageFiles:
     opened again in each process that reads from it."""
 
     def __init__(self, path):
-        self.path = path
+        path = self.path = os.fspath(path)
         if os.path.isdir(path):
             self._is_zip = False
             all_names = []
@@ -147,7 +147,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, path, resolution=None, use_labels=False, max_size=None, xflip=False, random_seed=0):
-        self._path = path
+        path = self._path = os.fspath(path)
         self._name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
         self._files = ImageFiles(path)
         if len(self._files.names) == 0:
