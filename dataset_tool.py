@@ -79,7 +79,7 @@ def open_idx(images_path, labels_path=None):
     if images.ndim != 3:
         fail(f"'{images_path}' holds an array of shape {images.shape}, not images [N, H, W]")
     if labels_path is None:
-        candidate = re.sub(r'images-idx3', 'labels-idx1', images_path)
+        candidate = images_path.replace('images-idx3', 'labels-idx1')
         labels_path = candidate if candidate != images_path and os.path.isfile(candidate) else None
     labels = None
     if labels_path is not None:

@@ -361,6 +361,10 @@ def test_empty_unknown_and_missing_sources(tmp_path, out_dir):
     result = run_tool(f'--source={tmp_path / "data.csv"}', f'--dest={out_dir / "x.zip"}')
     assert_refused(result, 'data.csv', 'cannot tell the format', out_dir=out_dir, dest=out_dir / 'x.zip')
 
+    (tmp_path / 'broken.zip').write_bytes(b'PK but not really a zip')
+    result = run_tool(f'--source={tmp_path / "broken.zip"}', f'--dest={out_dir / "x.zip"}')
+    assert_refused(result, 'broken.zip', 'damaged', out_dir=out_dir, dest=out_dir / 'x.zip')
+
     result = run_tool(f'--source={tmp_path / "nothing"}', f'--dest={out_dir / "x.zip"}')
     assert_refused(result, 'nothing', 'does not exist', out_dir=out_dir, dest=out_dir / 'x.zip')
 
@@ -414,6 +418,7 @@ def test_bad_options(tmp_path, out_dir):
     result = run_tool(f'--source={tmp_path / "src"}', f'--dest={out_dir / "x.zip"}', '--transform=center-crop-wide')
     assert_refused(result, '--width', out_dir=out_dir, dest=out_dir / 'x.zip')
 
+@pytest.mark.slow  # A fresh interpreter importing torch: seconds, more on a busy machine.
 def test_command_line_error_is_one_line(tmp_path):
     (tmp_path / 'src').mkdir()
     (tmp_path / 'src' / 'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 truncated')

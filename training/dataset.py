@@ -84,7 +84,7 @@ class ImageFiles:
             try:
                 self._zipfile = zipfile.ZipFile(self.path)
             except (zipfile.BadZipFile, OSError) as err:
-                raise DatasetError(f"cannot read zip '{self.path}': {err}") from None
+                raise DatasetError(f"cannot read zip '{self.path}': {err}; the file is damaged, make it again") from None
             self._zip_pid = os.getpid()
         return self._zipfile
 
