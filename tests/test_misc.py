@@ -1,0 +1,231 @@
+"""torch_utils.misc, training_stats and distributed (single process, and two gloo processes)."""
+
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from torch_utils import distributed, misc, training_stats
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#----------------------------------------------------------------------------
+# InfiniteSampler.
+
+def _global_stream(dataset_size, num_replicas, items_per_rank, **kwargs):
+    """Interleave the ranks' streams back into the global stream they were cut from."""
+    streams = [list(itertools.islice(misc.InfiniteSampler(range(dataset_size), rank=rank, num_replicas=num_replicas, **kwargs), items_per_rank))
+        for rank in range(num_replicas)]
+    return [streams[pos % num_replicas][pos // num_replicas] for pos in range(num_replicas * items_per_rank)]
+
+
+@pytest.mark.parametrize('dataset_size, num_replicas', [(10, 1), (10, 3), (7, 2), (5, 8)])
+def test_infinite_sampler_shards_are_disjoint_passes(dataset_size, num_replicas):
+    num_passes = 6
+    items_per_rank = dataset_size * num_passes // num_replicas + 1
+    stream = _global_stream(dataset_size, num_replicas, items_per_rank, seed=3, window_size=0.5)
+    passes = [stream[p * dataset_size:(p + 1) * dataset_size] for p in range(len(stream) // dataset_size)]
+    assert len(passes) >= num_passes
+    for order in passes:  # Each pass visits every index once, so the ranks' shards are disjoint.
+        assert sorted(order) == list(range(dataset_size))
+    if dataset_size >= 7:
+        assert len({tuple(order) for order in passes}) > 1  # Later passes are reshuffled.
+
+
+def test_infinite_sampler_is_deterministic_and_seeded():
+    def take(**kwargs):
+        return list(itertools.islice(misc.InfiniteSampler(range(50), **kwargs), 120))
+    assert take(seed=1, rank=1, num_replicas=2) == take(seed=1, rank=1, num_replicas=2)
+    assert take(seed=1) != take(seed=2)
+    assert take(shuffle=False, rank=1, num_replicas=4)[:13] == list(range(1, 50, 4))
+    frozen = take(seed=5, window_size=0)  # No reshuffling: every pass repeats the first order.
+    assert frozen[:50] == frozen[50:100] and sorted(frozen[:50]) == list(range(50))
+    full = take(seed=5, window_size=1)
+    assert sorted(full[50:100]) == list(range(50)) and full[:50] != full[50:100]
+
+
+def test_infinite_sampler_with_dataloader():
+    dataset = torch.utils.data.TensorDataset(torch.arange(20) * 10)
+    sampler = misc.InfiniteSampler(dataset, rank=1, num_replicas=2, seed=7)
+    loader = iter(torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=4))
+    values = torch.cat([next(loader)[0] for _ in range(8)])  # 32 items: beyond one pass.
+    expected = list(itertools.islice(iter(sampler), 32))
+    assert values.tolist() == [idx * 10 for idx in expected]
+
+
+def test_infinite_sampler_rejects_bad_arguments():
+    with pytest.raises(ValueError, match='empty'):
+        misc.InfiniteSampler([])
+    with pytest.raises(ValueError, match='rank'):
+        misc.InfiniteSampler(range(4), rank=2, num_replicas=2)
+
+#----------------------------------------------------------------------------
+# Shapes, constants, parameters.
+
+def test_assert_shape():
+    x = torch.zeros(2, 3, 4)
+    misc.assert_shape(x, [2, None, 4])
+    with pytest.raises(AssertionError, match='dimensions'):
+        misc.assert_shape(x, [2, 3])
+    with pytest.raises(AssertionError, match='dimension 2: got 4, expected 5'):
+        misc.assert_shape(x, [None, 3, 5])
+
+
+def test_constant_cache():
+    a = misc.constant([1, 2, 3], dtype=torch.float32)
+    assert a is misc.constant([1, 2, 3], dtype=torch.float32)  # Cached.
+    assert a.tolist() == [1.0, 2.0, 3.0] and a.dtype == torch.float32
+    b = misc.constant([1, 2, 3], dtype=torch.int64)
+    assert b is not a and b.dtype == torch.int64
+    c = misc.constant(0.5, shape=[2, 3, 4, 5], memory_format=torch.channels_last)
+    assert c.shape == (2, 3, 4, 5) and bool((c == 0.5).all())
+    assert c.is_contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        d = misc.constant([9.0, 8.0])
+    assert d is not misc.constant([9.0, 8.0])  # Inference tensors are not cached.
+
+
+def test_copy_params_and_buffers():
+    torch.manual_seed(0)
+    src = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    dst = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    src[1].running_mean.normal_()
+    dst[0].weight.requires_grad_(False)
+    misc.copy_params_and_buffers(src, dst, require_all=True)
+    for (name, s), (_, d) in zip(misc.named_params_and_buffers(src), misc.named_params_and_buffers(dst)):
+        assert torch.equal(s, d), name
+    assert not dst[0].weight.requires_grad and dst[0].bias.requires_grad
+    assert len(misc.params_and_buffers(dst)) == 2 + 2 + 3
+
+    bigger = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    misc.copy_params_and_buffers(src, bigger)  # Extra tensors in dst are fine by default...
+    with pytest.raises(KeyError, match='2.weight'):
+        misc.copy_params_and_buffers(src, bigger, require_all=True)  # ...but not with require_all.
+    with pytest.raises(ValueError, match='shape'):
+        misc.copy_params_and_buffers(src, torch.nn.Sequential(torch.nn.Linear(3, 5)))
+
+
+def test_print_module_summary_and_helpers(capsys):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(8, 3)), torch.nn.BatchNorm1d(3)).eval()
+    x = torch.randn(5, 4)
+    outputs = misc.print_module_summary(net, [x])
+    assert torch.equal(outputs, net(x))
+    table = capsys.readouterr().out
+    total_params = sum(p.numel() for p in net.parameters())
+    total_buffers = sum(b.numel() for b in net.buffers())
+    assert table.splitlines()[-2].split() == ['Total', str(total_params), str(total_buffers), '-', '-']
+    assert '[5, 8]' in table and '1.1' in table
+    assert '\n1  ' not in table  # The inner Sequential only passes on 1.1's output: skipped.
+
+    @misc.profiled_function
+    def add_one(t):
+        return t + 1
+    assert add_one.__name__ == 'add_one' and add_one(torch.ones(1)).item() == 2
+    with misc.ddp_sync(net, sync=False):  # Not DDP: a plain block.
+        pass
+    misc.check_ddp_consistency(net)  # Single process: nothing to compare.
+    with misc.suppress_tracer_warnings():
+        pass
+
+#----------------------------------------------------------------------------
+# training_stats in one process.
+
+def test_collector_single_process():
+    collector = training_stats.Collector(regex='TestCollector/.*')
+    values = np.array([1.0, 2.0, 4.0, 8.0])
+    assert training_stats.report('TestCollector/a', torch.tensor(values[:3])) is not None
+    training_stats.report('TestCollector/a', values[3])
+    training_stats.report0('TestCollector/b', [3.0, 5.0])
+    training_stats.report('TestCollector/empty', [])
+    training_stats.report('OtherPrefix/c', 1.0)
+    collector.update()
+    assert collector.names() == ['TestCollector/a', 'TestCollector/b', 'TestCollector/empty']
+    assert collector.num('TestCollector/a') == 4
+    assert collector.mean('TestCollector/a') == pytest.approx(values.mean())
+    assert collector.std('TestCollector/a') == pytest.approx(values.std())
+    assert collector['TestCollector/b'] == pytest.approx(4.0)
+    assert np.isnan(collector.mean('TestCollector/empty')) and collector.num('TestCollector/empty') == 0
+    stats = collector.as_dict()
+    assert set(stats) == {'TestCollector/a', 'TestCollector/b'}
+    assert stats['TestCollector/b'].num == 2 and stats['TestCollector/b'].std == pytest.approx(1.0)
+
+    # Next interval: only new values; with keep_previous, 'b' keeps its figures.
+    training_stats.report('TestCollector/a', [10.0, 20.0])
+    forgetful = training_stats.Collector(regex='TestCollector/.*', keep_previous=False)
+    collector.update()
+    assert collector.num('TestCollector/a') == 2 and collector.mean('TestCollector/a') == pytest.approx(15.0)
+    assert collector.num('TestCollector/b') == 2
+    forgetful.update()  # Created after the last sync: sees this interval's values of 'a' only.
+    assert forgetful.num('TestCollector/a') == 2 and forgetful.num('TestCollector/b') == 0
+
+#----------------------------------------------------------------------------
+# Two processes over gloo.
+
+WORKER = textwrap.dedent('''
+    import json, torch
+    from torch_utils import distributed, misc, training_stats
+    distributed.init()
+    rank = distributed.get_rank()
+    collector = training_stats.Collector(regex='T/.*')
+    training_stats.report('T/x', torch.tensor([10.0 * rank, 10.0 * rank + 1]))
+    training_stats.report0('T/only0', 5.0 + rank)
+    collector.update()
+    mean = distributed.all_reduce_mean(torch.tensor([float(rank), 2.0 * rank + 1]))
+    gathered = distributed.all_gather_cat(torch.full([rank + 1, 2], float(rank)))
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    misc.check_ddp_consistency(net)
+    with torch.no_grad():
+        net.bias[0] += rank
+    try:
+        misc.check_ddp_consistency(net)
+        mismatch = None
+    except AssertionError as err:
+        mismatch = str(err)
+    misc.check_ddp_consistency(net, ignore_regex=r'Linear\\.bias')
+    distributed.barrier()
+    print(json.dumps(dict(rank=rank, world_size=distributed.get_world_size(), stats=collector.as_dict(),
+        mean=mean.tolist(), gathered=gathered.tolist(), mismatch=mismatch)))
+    distributed.shutdown()
+''')
+
+
+@pytest.mark.slow  # Two fresh processes that import torch and form a process group.
+def test_two_process_gloo_reduction():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    procs = []
+    for rank in range(2):
+        env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+        env.update(PYTHONPATH=REPO_ROOT, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2',
+            MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), CUDA_VISIBLE_DEVICES='')
+        procs.append(subprocess.Popen([sys.executable, '-c', WORKER], cwd=REPO_ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=240)
+        assert proc.returncode == 0, stderr
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+
+    x = np.array([0.0, 1.0, 10.0, 11.0])
+    for rank, res in enumerate(results):
+        assert res['rank'] == rank and res['world_size'] == 2
+        assert res['stats']['T/x']['num'] == 4
+        assert res['stats']['T/x']['mean'] == pytest.approx(x.mean())
+        assert res['stats']['T/x']['std'] == pytest.approx(x.std())
+        assert res['stats']['T/only0'] == {'num': 1, 'mean': 5.0, 'std': 0.0}
+        assert res['mean'] == [0.5, 2.0]
+        assert res['gathered'] == [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
+    assert results[0]['mismatch'] is None  # Rank 0 is the reference.
+    assert 'Linear.bias' in results[1]['mismatch']
+
+#----------------------------------------------------------------------------
