@@ -49,6 +49,8 @@ def decode_image(file, name):
             return image.convert('L' if image.mode in _GRAY_MODES else 'RGB')
     except DatasetError:
         raise
+    except PIL.UnidentifiedImageError:
+        raise DatasetError(f"cannot read image '{name}': not an image in a format Pillow knows; replace or remove the file") from None
     except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as err:
         raise DatasetError(f"cannot read image '{name}': {err}; replace or remove the file") from None
 
@@ -107,7 +109,7 @@ class ImageFiles:
         try:
             with self.open(LABELS_FILE) as file:
                 labels = json.load(file)['labels']
-            return None if labels is None else {name: label for name, label in labels}
+            return None if labels is None else {name.replace('\\', '/'): label for name, label in labels}
         except (ValueError, KeyError, TypeError) as err:
             raise DatasetError(f"'{where}' is not of the form {{\"labels\": [[file, label], ...]}} ({err!r}); fix or delete it") from None
 
@@ -198,7 +200,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         if missing:
             raise DatasetError(f"'{self._path}/{LABELS_FILE}' has no label for '{missing[0]}' "
                                f"({len(missing)} of {len(self._files.names)} images lack one); "
-                               f"recreate the dataset or train without labels")
+                               f"add the missing labels or delete {LABELS_FILE}")
         return _labels_as_array([labels[name] for name in self._files.names], self._path)
 
     def close(self):
