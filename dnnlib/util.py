@@ -2,7 +2,9 @@
 human-readable durations, a stdout/stderr tee for run logs, and `open_url`, which opens
 local files and downloads http(s) URLs into a cache directory."""
 
+import contextlib
 import hashlib
+import html.parser
 import importlib
 import io
 import os
@@ -241,28 +243,92 @@ def cache_file_path(url, cache_dir=None):
     return os.path.join(cache_dir, f'{url_hash}_{base_name}')
 
 
+class UnexpectedHtmlError(DownloadError):
+    """The server sent a web page where a file was expected (sign-in page, expired share link)."""
+
+
+_GOOGLE_DRIVE_LINK = re.compile(r'https?://drive\.google\.com/(?:file/d/([\w-]+)|(?:open|uc)\?(?:[^#]*&)?id=([\w-]+))')
+
+
+def _direct_download_url(url):
+    """The URL that yields the file itself. The published Styleformer snapshots are Google Drive
+    share links ('.../file/d/ID/view'), which lead to a web page, not to the file."""
+    match = _GOOGLE_DRIVE_LINK.match(url)
+    if match is None:
+        return url
+    file_id = match.group(1) or match.group(2)
+    return f'https://drive.usercontent.google.com/download?id={file_id}&export=download&confirm=t'
+
+
+class _ConfirmFormParser(html.parser.HTMLParser):
+    """Finds a form with a hidden 'confirm' field: the page that large Google Drive files put
+    before the file ("cannot scan this file for viruses"), submitted with GET."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms = []  # (action, {name: value}) per form
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == 'form':
+            self.forms.append((attrs.get('action') or '', dict()))
+        elif tag == 'input' and self.forms and attrs.get('type') == 'hidden' and attrs.get('name'):
+            self.forms[-1][1][attrs['name']] = attrs.get('value') or ''
+
+
+def _confirm_form_url(page_url, page_html):
+    parser = _ConfirmFormParser()
+    parser.feed(page_html)
+    for action, fields in parser.forms:
+        if 'confirm' in fields:
+            return urllib.parse.urljoin(page_url, action) + '?' + urllib.parse.urlencode(fields)
+    return None
+
+
+def _is_html(response, url):
+    content_type = response.headers.get('Content-Type', '').split(';')[0].strip().lower()
+    return content_type == 'text/html' and not urllib.parse.urlparse(url).path.lower().endswith(('.html', '.htm'))
+
+
+def _get_file_response(session, url):
+    """GET `url` as a stream, passing a download-confirmation page if there is one. Raises
+    UnexpectedHtmlError for any other web page, which would otherwise be cached as the file."""
+    response = session.get(_direct_download_url(url), stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+    response.raise_for_status()
+    if _is_html(response, url):
+        page_url, page_html = response.url, response.text
+        response.close()
+        confirm_url = _confirm_form_url(page_url, page_html)
+        if confirm_url is not None:
+            response = session.get(confirm_url, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+            response.raise_for_status()
+        if confirm_url is None or _is_html(response, url):
+            response.close()
+            raise UnexpectedHtmlError(f'{url} returned a web page instead of the file: the link may need a '
+                f'sign-in, be expired, or point to a page about the file rather than the file itself. '
+                f'Open it in a browser, download the file, and pass its local path.')
+    return response
+
+
 def _download_once(url, dst_dir, expected_sha256, verbose):
-    """One download attempt into a temporary file in `dst_dir`. Returns (temp path, sha256).
-    The temporary file is removed when the attempt fails in any way."""
+    """One download attempt into a temporary file in `dst_dir`; returns its path. The
+    temporary file is removed when the attempt fails in any way."""
     fd, tmp_path = tempfile.mkstemp(dir=dst_dir, prefix='.tmp-', suffix='.part')
     try:
-        with os.fdopen(fd, 'wb') as f, requests.get(url, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)) as res:
-            res.raise_for_status()
+        with os.fdopen(fd, 'wb') as f, requests.Session() as session, _get_file_response(session, url) as res:
             expected_size = res.headers.get('Content-Length')
             expected_size = int(expected_size) if expected_size and expected_size.isdigit() else None
             if res.headers.get('Content-Encoding', 'identity') != 'identity':
                 expected_size = None  # The length then counts compressed bytes, not the ones we receive.
-            progress = _progress_bar(url, expected_size, verbose)
             digest = hashlib.sha256()
             num_bytes = 0
-            for chunk in res.iter_content(_CHUNK_SIZE):
-                f.write(chunk)
-                digest.update(chunk)
-                num_bytes += len(chunk)
-                if progress is not None:
-                    progress.update(len(chunk))
-            if progress is not None:
-                progress.close()
+            with _progress_bar(url, expected_size, verbose) as progress:
+                for chunk in res.iter_content(_CHUNK_SIZE):
+                    f.write(chunk)
+                    digest.update(chunk)
+                    num_bytes += len(chunk)
+                    if progress is not None:
+                        progress.update(len(chunk))
             if expected_size is not None and num_bytes != expected_size:
                 raise DownloadError(f'Transfer of {url} broke off after {num_bytes} of {expected_size} bytes')
         sha256 = digest.hexdigest()
@@ -270,7 +336,7 @@ def _download_once(url, dst_dir, expected_sha256, verbose):
             raise ChecksumError(f'Checksum mismatch for {url}: expected sha256 {expected_sha256.lower()}, '
                 f'got {sha256}. The file on the server differs from the one expected; nothing was cached. '
                 f'Check the URL and the checksum.')
-        return tmp_path, sha256
+        return tmp_path
     except BaseException:
         os.remove(tmp_path)
         raise
@@ -278,7 +344,7 @@ def _download_once(url, dst_dir, expected_sha256, verbose):
 
 def _progress_bar(url, total, verbose):
     if not verbose:
-        return None
+        return contextlib.nullcontext()
     from tqdm import tqdm  # Imported lazily: dnnlib is imported by every script.
     return tqdm(total=total, unit='B', unit_scale=True, unit_divisor=1024, leave=False,
         desc=f'Downloading {os.path.basename(urllib.parse.urlparse(url).path) or url}', file=sys.stderr)
@@ -287,7 +353,7 @@ def _progress_bar(url, total, verbose):
 def _is_retryable(err):
     """Connection problems, timeouts, broken transfers and server-side (5xx, 429) errors may
     go away; a 404 or a wrong checksum will not."""
-    if isinstance(err, ChecksumError):
+    if isinstance(err, (ChecksumError, UnexpectedHtmlError)):
         return False
     if isinstance(err, requests.HTTPError) and err.response is not None:
         status = err.response.status_code
@@ -295,7 +361,8 @@ def _is_retryable(err):
     return isinstance(err, (requests.RequestException, DownloadError, ConnectionError, TimeoutError))
 
 
-def _download_to_cache(url, cache_path, num_attempts, expected_sha256, verbose):
+def _download_to_cache(url, cache_path, num_attempts, expected_sha256, verbose, cached=True):
+    """Download `url` to `cache_path` with retries; `cached=False` marks a throwaway path."""
     cache_dir = os.path.dirname(cache_path)
     os.makedirs(cache_dir, exist_ok=True)
     if verbose:
@@ -305,7 +372,7 @@ def _download_to_cache(url, cache_path, num_attempts, expected_sha256, verbose):
         if attempt > 0:
             time.sleep(min(RETRY_BACKOFF_BASE * 2 ** (attempt - 1), RETRY_BACKOFF_MAX))
         try:
-            tmp_path, _sha256 = _download_once(url, cache_dir, expected_sha256, verbose)
+            tmp_path = _download_once(url, cache_dir, expected_sha256, verbose)
         except Exception as err:  # pylint: disable=broad-except
             last_err = err
             if not _is_retryable(err):
@@ -317,10 +384,12 @@ def _download_to_cache(url, cache_path, num_attempts, expected_sha256, verbose):
         os.replace(tmp_path, cache_path)
         return
 
-    if isinstance(last_err, ChecksumError):
+    if isinstance(last_err, (ChecksumError, UnexpectedHtmlError)):
         raise last_err
     if isinstance(last_err, requests.HTTPError):
         raise DownloadError(f'Cannot download {url}: {last_err}. Check the URL.') from last_err
+    if not cached:
+        raise DownloadError(f'Cannot download {url} after {num_attempts} attempt(s): {last_err}') from last_err
     raise DownloadError(
         f'Cannot download {url} after {num_attempts} attempt(s): {last_err}\n'
         f'Nothing is cached for it in the cache directory {cache_dir}.\n'
@@ -361,7 +430,7 @@ def open_url(url, cache_dir=None, num_attempts=10, verbose=True, return_filename
     if not cache:
         with tempfile.TemporaryDirectory() as tmp_dir:
             tmp_file = os.path.join(tmp_dir, 'download')
-            _download_to_cache(url, tmp_file, num_attempts, sha256, verbose)
+            _download_to_cache(url, tmp_file, num_attempts, sha256, verbose, cached=False)
             with open(tmp_file, 'rb') as f:
                 return io.BytesIO(f.read())
 

@@ -109,7 +109,9 @@ PAYLOAD = bytes(range(256)) * 64  # 16 KiB
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     """/ok/NAME serves PAYLOAD; /broken/NAME promises more bytes than it sends and hangs up;
-    /flaky/N/NAME answers 503 to the first N requests; anything else is 404."""
+    /flaky/N/NAME answers 503 to the first N requests; /confirm/NAME is a page with a
+    download-confirmation form (as large Google Drive files have); /login/NAME is some other
+    web page; anything else is 404."""
 
     def do_GET(self):  # pylint: disable=invalid-name
         counts = self.server.request_counts
@@ -128,11 +130,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_error(503)
         elif parts[0] == 'flaky':
             self._send(PAYLOAD)
+        elif parts[0] == 'confirm':
+            self._send(b'<html><body>Cannot scan for viruses.<form id="download-form" action="/ok/confirmed.bin" '
+                b'method="get"><input type="submit" value="Download anyway"><input type="hidden" name="id" value="x1">'
+                b'<input type="hidden" name="confirm" value="t"></form></body></html>', 'text/html; charset=utf-8')
+        elif parts[0] == 'login':
+            self._send(b'<html><body><form action="/signin"><input name="user"></form></body></html>', 'text/html')
         else:
             self.send_error(404)
 
-    def _send(self, data):
+    def _send(self, data, content_type='application/octet-stream'):
         self.send_response(200)
+        self.send_header('Content-Type', content_type)
         self.send_header('Content-Length', str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -235,6 +244,27 @@ def test_not_found_is_not_retried(http_server, tmp_path):
     with pytest.raises(util.DownloadError, match='404'):
         dnnlib.open_url(f'{base}/missing/x.bin', cache_dir=str(tmp_path), num_attempts=5, verbose=False)
     assert server.request_counts['/missing/x.bin'] == 1
+
+
+def test_confirmation_page_is_followed_and_other_pages_rejected(http_server, tmp_path):
+    server, base = http_server
+    cache_dir = str(tmp_path / 'cache')
+    with dnnlib.open_url(f'{base}/confirm/big.pkl', cache_dir=cache_dir, verbose=False) as f:
+        assert f.read() == PAYLOAD
+    assert server.request_counts['/ok/confirmed.bin?id=x1&confirm=t'] == 1
+
+    with pytest.raises(util.UnexpectedHtmlError, match='web page instead of the file'):
+        dnnlib.open_url(f'{base}/login/net.pkl', cache_dir=cache_dir, num_attempts=3, verbose=False)
+    assert server.request_counts['/login/net.pkl'] == 1  # Not retried.
+    assert _cache_files(cache_dir) == [os.path.basename(util.cache_file_path(f'{base}/confirm/big.pkl', cache_dir))]
+
+
+def test_google_drive_share_links_become_download_links():
+    direct = 'https://drive.usercontent.google.com/download?id=1z7sN-q_iG&export=download&confirm=t'
+    assert util._direct_download_url('https://drive.google.com/file/d/1z7sN-q_iG/view?usp=sharing') == direct
+    assert util._direct_download_url('https://drive.google.com/open?id=1z7sN-q_iG') == direct
+    assert util._direct_download_url('https://drive.google.com/uc?export=download&id=1z7sN-q_iG') == direct
+    assert util._direct_download_url('https://example.com/file/d/1z7sN-q_iG/view') == 'https://example.com/file/d/1z7sN-q_iG/view'
 
 
 def test_offline_error_names_url_and_cache(tmp_path):
