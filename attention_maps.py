@@ -1,0 +1,160 @@
+"""Where does a pixel look? Attention maps of the Styleformer generator, overlaid on the image.
+
+    python attention_maps.py --outdir=out --seed=42 --network=PATH
+    python attention_maps.py --outdir=out --seed=42 --layers=b16_0,b32_1 --heads=0,1 --query=10,20 --network=PATH
+
+For the chosen query pixel (x,y in output-image coordinates, default: the centre) each row of
+the output shows one encoder block: the generated image with the query marked, then the
+attention of that pixel's token over all tokens of the block, per chosen head (or averaged
+over heads with --heads=mean), upsampled and overlaid as a heat map. With Linformer the keys
+are projected tokens; the map then shows the effective weight of each original token
+(attention @ projection), so it may contain negative values; it is min-max scaled.
+Writes seed{seed:04d}-attention.png.
+"""
+
+import os
+
+import click
+import numpy as np
+import torch
+
+from generate import (class_option, default_device, device_option, image_grid, load_network, make_labels,
+    network_option, noise_option, save_image, seeds_to_z, synthesize, to_uint8, trunc_option, trust_option)
+
+#----------------------------------------------------------------------------
+
+def heat_colors(values):
+    """Values in [0, 1] [...] -> uint8 RGB [..., 3] (dark blue -> cyan -> yellow -> red)."""
+    stops = np.array([[0, 0, 128], [0, 200, 255], [255, 255, 0], [255, 0, 0]], dtype=np.float32)
+    pos = np.clip(values, 0, 1) * (len(stops) - 1)
+    lo = np.minimum(pos.astype(np.int64), len(stops) - 2)
+    frac = (pos - lo)[..., None]
+    return (stops[lo] * (1 - frac) + stops[lo + 1] * frac).round().astype(np.uint8)
+
+
+def query_token_weights(block, attn, query_xy, img_resolution):
+    """Attention [heads, tokens, keys] of one block -> per-head weights over the block's token grid
+    [heads, res, res] for the token that covers the query pixel."""
+    res = block.resolution
+    qx, qy = (int(v) * res // img_resolution for v in query_xy)
+    weights = attn[:, qy * res + qx]  # [heads, keys]
+    if weights.shape[-1] != res * res:
+        proj = block.enc.proj_weight  # Linformer: keys = proj_weight @ tokens.
+        weights = weights @ proj.to(weights.dtype)
+    return weights.reshape(-1, res, res)
+
+
+def overlay(image, weights, alpha):
+    """Blend a heat map of weights [h, w] (any scale) over a uint8 image [H, W, C] (H multiple of h)."""
+    w = weights - weights.min()
+    w = w / max(float(w.max()), 1e-12)
+    zoom = image.shape[0] // weights.shape[0]
+    heat = heat_colors(np.kron(w, np.ones([zoom, zoom], dtype=np.float32)))
+    base = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
+    return ((1 - alpha) * base + alpha * heat).round().astype(np.uint8)
+
+
+def mark_query(image, query_xy, radius=2):
+    """Red square outline around the query pixel."""
+    marked = np.repeat(image, 3, axis=2).copy() if image.shape[2] == 1 else image.copy()
+    x, y = query_xy
+    h, w = marked.shape[:2]
+    x0, x1, y0, y1 = max(x - radius, 0), min(x + radius, w - 1), max(y - radius, 0), min(y + radius, h - 1)
+    marked[y0:y1 + 1, [x0, x1]] = [255, 0, 0]
+    marked[[y0, y1], x0:x1 + 1] = [255, 0, 0]
+    return marked
+
+
+def attention_figure(G, seed, label, layers=None, heads='mean', query_xy=None, truncation_psi=1, noise_mode='const', alpha=0.6, zoom=1):
+    """uint8 figure: one row per block: [image with query marker, overlay per head]."""
+    if not hasattr(G.synthesis, 'block_names'):
+        raise click.UsageError('This network has no attention layers (attention maps need a Styleformer generator).')
+    names = list(G.synthesis.block_names)
+    layers = names if layers is None else layers
+    unknown = [name for name in layers if name not in names]
+    if unknown:
+        raise click.UsageError(f'Unknown layer(s) {unknown}; this network has {names}.')
+    query_xy = query_xy or (G.img_resolution // 2, G.img_resolution // 2)
+    if not all(0 <= v < G.img_resolution for v in query_xy):
+        raise click.UsageError(f'--query={query_xy} lies outside the {G.img_resolution}x{G.img_resolution} image.')
+
+    with torch.no_grad():
+        ws = G.mapping(seeds_to_z([seed], G.z_dim, label.device), label, truncation_psi=truncation_psi)
+        img, maps = G.synthesis(ws, noise_mode=noise_mode, return_attention=True)
+    image = to_uint8(img)[0]
+    if zoom > 1:
+        image = np.kron(image, np.ones([zoom, zoom, 1], dtype=np.uint8))
+    marked = mark_query(image, [v * zoom + zoom // 2 for v in query_xy], radius=max(2, zoom))
+
+    rows = []
+    for name in layers:
+        block = getattr(G.synthesis, name)
+        weights = query_token_weights(block, maps[names.index(name)][0].float(), query_xy, G.img_resolution).cpu().numpy()
+        if heads == 'mean':
+            panels = [weights.mean(axis=0)]
+        else:
+            bad = [h for h in heads if h >= weights.shape[0]]
+            if bad:
+                raise click.UsageError(f'Head(s) {bad} do not exist in {name}, which has {weights.shape[0]} heads.')
+            panels = [weights[h] for h in heads]
+        rows.append([marked] + [overlay(image, p, alpha) for p in panels])
+    cols = max(len(row) for row in rows)
+    cells = [cell for row in rows for cell in row + [np.zeros_like(marked)] * (cols - len(row))]
+    return image_grid(np.stack(cells), cols=cols)
+
+
+def parse_heads(text):
+    if text == 'mean':
+        return 'mean'
+    try:
+        heads = [int(h) for h in text.split(',')]
+    except ValueError:
+        raise click.BadParameter(f'--heads must be "mean" or a list like 0,1,2; got {text!r}')
+    if any(h < 0 for h in heads):
+        raise click.BadParameter('head indices must be >= 0')
+    return heads
+
+
+def parse_query(text):
+    if text is None:
+        return None
+    try:
+        x, y = (int(v) for v in text.split(','))
+    except ValueError:
+        raise click.BadParameter(f'--query must be x,y pixel coordinates, got {text!r}')
+    return x, y
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@network_option
+@click.option('--seed', type=int, default=0, show_default=True, help='Seed of the image')
+@click.option('--layers', help='Blocks to show, e.g. b8_0,b16_1 [default: all]')
+@click.option('--heads', default='mean', show_default=True, help='"mean" or head indices, e.g. 0,1')
+@click.option('--query', help='Query pixel x,y in image coordinates [default: centre]')
+@click.option('--alpha', type=click.FloatRange(0, 1), default=0.6, show_default=True, help='Opacity of the heat map')
+@click.option('--zoom', type=click.IntRange(min=1), help='Integer upscaling of the panels [default: to >= 256 pixels]')
+@trunc_option
+@class_option
+@noise_option
+@click.option('--outdir', help='Where to save the figure', required=True, metavar='DIR')
+@device_option
+@trust_option
+def attention_maps_cmd(network_pkl, seed, layers, heads, query, alpha, zoom, truncation_psi, class_idx, noise_mode, outdir, device, trust_pickle):
+    """Visualise the attention of a query pixel in each encoder block."""
+    heads, query_xy = parse_heads(heads), parse_query(query)
+    device = default_device(device)
+    G = load_network(network_pkl, device, trust_pickle)
+    label = make_labels(G, class_idx, 1, device)
+    zoom = zoom or max(1, 256 // G.img_resolution)
+    layers = [name.strip() for name in layers.split(',')] if layers else None
+    figure = attention_figure(G, seed, label, layers, heads, query_xy, truncation_psi, noise_mode, alpha, zoom)
+    os.makedirs(outdir, exist_ok=True)
+    path = os.path.join(outdir, f'seed{seed:04d}-attention.png')
+    save_image(figure, path)
+    print(f'Saved {path}')
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    attention_maps_cmd()  # pylint: disable=no-value-for-parameter

@@ -1,0 +1,219 @@
+"""Generate images with a trained generator.
+
+    # One PNG per seed (seed0100.png ...), as in the published code.
+    python generate.py --outdir=out --seeds=100-105 --network=network-snapshot.pkl
+
+    # Truncation, a class of a conditional network, all seeds in one grid image.
+    python generate.py --outdir=out --seeds=0-7,100 --trunc=0.7 --class=3 --grid --network=PATH
+
+    # Render w's found by projector.py.
+    python generate.py --outdir=out --projected-w=projected_w.npz --network=PATH
+
+Seed s uses z = np.random.RandomState(s).randn(1, z_dim), so a seed gives the same image as
+the published code. With --noise-mode=random the noise is drawn after torch.manual_seed(s)
+(of the batch's first seed), so the output is reproducible too.
+
+The other tools (style_mixing.py, gen_video.py, attention_maps.py, projector.py) share the
+helpers defined here.
+"""
+
+import os
+import re
+
+import click
+import numpy as np
+import PIL.Image
+import torch
+from tqdm import tqdm
+
+import legacy
+
+#----------------------------------------------------------------------------
+# Helpers shared by the tools.
+
+def parse_range(text):
+    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11]."""
+    if isinstance(text, list):
+        return text
+    values = []
+    for part in str(text).split(','):
+        part = part.strip()
+        match = re.fullmatch(r'(-?\d+)(?:-(-?\d+))?', part)
+        if match is None:
+            raise ValueError(f'"{part}" is not a number or a range like 0-7 (in "{text}")')
+        lo, hi = int(match.group(1)), int(match.group(2) if match.group(2) is not None else match.group(1))
+        if hi < lo:
+            raise ValueError(f'Range "{part}" runs backwards; write it as {hi}-{lo}')
+        values.extend(range(lo, hi + 1))
+    return values
+
+
+def click_range(ctx, param, value):
+    """click callback: parse a seeds/layers option with parse_range."""
+    if value is None:
+        return None
+    try:
+        values = parse_range(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err))
+    if any(v < 0 for v in values):
+        raise click.BadParameter(f'values must be >= 0, got {value}')
+    return values
+
+
+def default_device(device=None):
+    """The requested device, else CUDA when present, else the CPU."""
+    if device is None:
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = torch.device(device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise click.UsageError('--device=cuda was asked for, but no CUDA device is available; use --device=cpu.')
+    return device
+
+
+def load_network(network, device, trust=False):
+    """G_ema of the snapshot at `network` (path or URL), with readable errors for the CLI."""
+    print(f'Loading network from "{network}"...')
+    try:
+        return legacy.load_generator(network, device, trust=trust)
+    except (legacy.LoadError, OSError, ValueError) as err:
+        raise click.ClickException(f'Cannot load --network={network}: {err}')
+
+
+def make_labels(G, class_idx, num, device):
+    """Label batch [num, c_dim] for --class, with clear errors for the wrong kind of network."""
+    label = torch.zeros([num, G.c_dim], device=device)
+    if G.c_dim == 0:
+        if class_idx is not None:
+            raise click.UsageError('--class was given, but this network is unconditional (no labels); drop --class.')
+        return label
+    if class_idx is None:
+        raise click.UsageError(f'This network is conditional with {G.c_dim} classes: pass --class=N with 0 <= N < {G.c_dim}.')
+    if not 0 <= class_idx < G.c_dim:
+        raise click.UsageError(f'--class={class_idx} is out of range: this network has classes 0..{G.c_dim - 1}.')
+    label[:, class_idx] = 1
+    return label
+
+
+def seeds_to_z(seeds, z_dim, device):
+    """z [len(seeds), z_dim], one RandomState per seed (the published convention)."""
+    return torch.from_numpy(np.concatenate([np.random.RandomState(seed).randn(1, z_dim) for seed in seeds])).to(device)
+
+
+def to_uint8(img):
+    """Generator output [N, C, H, W] in about [-1, 1] -> uint8 numpy [N, H, W, C] (the published conversion)."""
+    return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
+def save_image(array, path):
+    """Save a uint8 [H, W, C] array with C = 1 (grayscale) or 3 (RGB) as PNG."""
+    if array.shape[2] == 1:
+        PIL.Image.fromarray(array[:, :, 0], 'L').save(path)
+    elif array.shape[2] == 3:
+        PIL.Image.fromarray(array, 'RGB').save(path)
+    else:
+        raise ValueError(f'Cannot save an image with {array.shape[2]} channels as PNG (1 or 3 needed).')
+
+
+def image_grid(images, cols=None):
+    """uint8 images [N, H, W, C] -> one [rows*H, cols*W, C] image, filled row by row (black padding)."""
+    n, h, w, c = images.shape
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    rows = (n + cols - 1) // cols
+    grid = np.zeros([rows * h, cols * w, c], dtype=np.uint8)
+    for i, image in enumerate(images):
+        grid[(i // cols) * h:(i // cols + 1) * h, (i % cols) * w:(i % cols + 1) * w] = image
+    return grid
+
+
+def synthesize(G, ws, noise_mode, noise_seed=None):
+    """G.synthesis with reproducible random noise (torch RNG seeded by noise_seed when given)."""
+    if noise_mode == 'random' and noise_seed is not None:
+        torch.manual_seed(noise_seed)
+    return G.synthesis(ws, noise_mode=noise_mode)
+
+
+def generate_images(G, seeds, label, truncation_psi=1, truncation_cutoff=None, noise_mode='const', batch_size=1):
+    """uint8 images [len(seeds), H, W, C] for the seeds, `batch_size` at a time."""
+    device = label.device
+    images = []
+    for start in tqdm(range(0, len(seeds), batch_size), desc='Generating', unit='batch', disable=len(seeds) <= batch_size):
+        batch = seeds[start:start + batch_size]
+        z = seeds_to_z(batch, G.z_dim, device)
+        with torch.no_grad():
+            ws = G.mapping(z, label[:len(batch)], truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+            images.append(to_uint8(synthesize(G, ws, noise_mode, noise_seed=batch[0])))
+    return np.concatenate(images)
+
+
+def load_projected_w(path, G, device):
+    """w's saved by projector.py: [N, num_ws, w_dim]."""
+    try:
+        ws = np.load(path)['w']
+    except (OSError, KeyError, ValueError) as err:
+        raise click.ClickException(f'Cannot read --projected-w={path} (an .npz with array "w" is expected): {err}')
+    if ws.ndim != 3 or ws.shape[1:] != (G.num_ws, G.w_dim):
+        raise click.ClickException(f'--projected-w has shape {list(ws.shape)}, but this network needs '
+            f'[N, {G.num_ws}, {G.w_dim}] (was it projected with another network?).')
+    return torch.tensor(ws, device=device, dtype=torch.float32)
+
+# Options shared by the tools.
+network_option = click.option('--network', 'network_pkl', help='Network snapshot: path or URL', required=True, metavar='PATH')
+trust_option = click.option('--trust-pickle', is_flag=True, help='Load the snapshot with its own embedded code (only for files you trust)')
+device_option = click.option('--device', help='torch device [default: cuda if available, else cpu]', metavar='DEVICE')
+noise_option = click.option('--noise-mode', help='Noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
+trunc_option = click.option('--trunc', 'truncation_psi', type=float, help='Truncation psi', default=1, show_default=True)
+class_option = click.option('--class', 'class_idx', type=int, help='Class label (conditional networks only)')
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@network_option
+@click.option('--seeds', callback=click_range, help='Seeds, ranges and lists (e.g. 0-7,100)')
+@trunc_option
+@click.option('--trunc-cutoff', 'truncation_cutoff', type=int, help='Truncate only the first N w\'s [default: all]')
+@class_option
+@noise_option
+@click.option('--projected-w', help='Render the w\'s of this .npz (from projector.py) instead of seeds', metavar='FILE')
+@click.option('--grid', is_flag=True, help='Also save all images as one grid.png')
+@click.option('--batch', 'batch_size', type=click.IntRange(min=1), default=1, show_default=True, help='Images per forward pass')
+@click.option('--outdir', help='Where to save the output images', required=True, metavar='DIR')
+@device_option
+@trust_option
+def generate_images_cmd(network_pkl, seeds, truncation_psi, truncation_cutoff, class_idx, noise_mode, projected_w,
+                        grid, batch_size, outdir, device, trust_pickle):
+    """Generate images using a pretrained network snapshot.
+
+    \b
+    python generate.py --outdir=out --seeds=100-105 --network=network-snapshot.pkl
+    python generate.py --outdir=out --seeds=0-35 --grid --trunc=0.7 --network=PATH
+    python generate.py --outdir=out --projected-w=projected_w.npz --network=PATH
+    """
+    device = default_device(device)
+    if projected_w is None and seeds is None:
+        raise click.UsageError('Pass --seeds (e.g. --seeds=0-7) or --projected-w.')
+    G = load_network(network_pkl, device, trust_pickle)
+    os.makedirs(outdir, exist_ok=True)
+
+    if projected_w is not None:
+        if seeds is not None:
+            print('Note: --seeds is ignored when --projected-w is given.')
+        ws = load_projected_w(projected_w, G, device)
+        with torch.no_grad():
+            images = np.concatenate([to_uint8(synthesize(G, w.unsqueeze(0), noise_mode, noise_seed=0)) for w in ws])
+        names = [f'proj{idx:02d}.png' for idx in range(len(images))]
+    else:
+        label = make_labels(G, class_idx, min(batch_size, len(seeds)), device)
+        images = generate_images(G, seeds, label, truncation_psi, truncation_cutoff, noise_mode, batch_size)
+        names = [f'seed{seed:04d}.png' for seed in seeds]
+
+    for name, image in zip(names, images):
+        save_image(image, os.path.join(outdir, name))
+    if grid:
+        save_image(image_grid(images), os.path.join(outdir, 'grid.png'))
+    print(f'Saved {len(images)} image(s) to {outdir}' + (' and grid.png' if grid else ''))
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    generate_images_cmd()  # pylint: disable=no-value-for-parameter
