@@ -166,6 +166,16 @@ def test_collector_single_process():
     forgetful.update()  # Created after the last sync: sees this interval's values of 'a' only.
     assert forgetful.num('TestCollector/a') == 2 and forgetful.num('TestCollector/b') == 0
 
+
+def test_report_under_inference_mode():
+    collector = training_stats.Collector(regex='TestInference/.*')
+    with torch.inference_mode():
+        training_stats.report('TestInference/x', torch.ones(3))
+    training_stats.report('TestInference/x', torch.zeros(1))  # Updates the counter outside inference mode.
+    with torch.inference_mode():
+        collector.update()
+    assert collector.num('TestInference/x') == 4 and collector.mean('TestInference/x') == pytest.approx(0.75)
+
 #----------------------------------------------------------------------------
 # Two processes over gloo.
 

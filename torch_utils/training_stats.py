@@ -65,12 +65,15 @@ def report(name, value):
     elems = torch.as_tensor(value)
     if elems.numel() == 0:
         return value
-    elems = elems.detach().flatten().to(_counter_dtype)
-    moments = torch.stack([torch.ones_like(elems).sum(), elems.sum(), elems.square().sum()])
-    if elems.device in counters:
-        counters[elems.device].add_(moments)
-    else:
-        counters[elems.device] = moments
+    # Counters must be normal tensors: one made under inference_mode (e.g. in a metric) could
+    # not be updated in place afterwards.
+    with torch.inference_mode(False), torch.no_grad():
+        elems = elems.detach().flatten().to(_counter_dtype)
+        moments = torch.stack([torch.ones_like(elems).sum(), elems.sum(), elems.square().sum()])
+        if elems.device in counters:
+            counters[elems.device].add_(moments)
+        else:
+            counters[elems.device] = moments
     return value
 
 
