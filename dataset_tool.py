@@ -369,7 +369,7 @@ def encode_png(image):
 
 def convert_dataset(source, dest, max_images=None, transform=None, width=None, height=None, resize_filter='lanczos'):
     """Converts `source` into a dataset at `dest`; see the module docstring."""
-    dest = os.path.expanduser(dest)
+    dest = os.path.normpath(os.path.expanduser(dest))
     if os.path.exists(dest):
         fail(f"destination '{dest}' already exists; choose another --dest or remove it")
     transform_image = make_transform(transform, width, height, resize_filter)

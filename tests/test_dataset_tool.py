@@ -34,6 +34,8 @@ def run_tool(*args):
 def convert(source, dest, *args):
     result = run_tool(f'--source={source}', f'--dest={dest}', *args)
     assert result.exit_code == 0, result.output
+    leftovers = [name for name in os.listdir(os.path.dirname(os.path.normpath(dest))) if name.endswith('.partial')]
+    assert leftovers == [], leftovers
     return result
 
 def read_output(dest):
@@ -198,7 +200,7 @@ def test_folder_of_png_and_jpeg_with_labels(tmp_path, out_dir, dest_name):
     (source / 'dataset.json').write_text(json.dumps({'labels': [[name, label] for name, label in labels.items()]}))
 
     dest = out_dir / dest_name
-    convert(source, dest)
+    convert(source, f'{dest}/' if dest_name == 'images' else dest)  # A folder may be given with a slash.
     written, meta = read_output(dest)
     # Sorted by relative path: a.jpg, b/deep/x.png, c.png.
     assert [label for _name, label in meta['labels']] == [2, 0, 1]
