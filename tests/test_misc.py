@@ -177,7 +177,33 @@ def test_report_under_inference_mode():
     assert collector.num('TestInference/x') == 4 and collector.mean('TestInference/x') == pytest.approx(0.75)
 
 #----------------------------------------------------------------------------
-# Two processes over gloo.
+# distributed in one process, then two processes over gloo.
+
+def test_distributed_single_process_defaults(monkeypatch, capsys):
+    for name in ['RANK', 'LOCAL_RANK', 'WORLD_SIZE']:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('MASTER_ADDR', 'localhost')  # Restored afterwards; init() only fills in defaults.
+    monkeypatch.setenv('MASTER_PORT', '29500')
+    distributed.init()
+    assert not distributed.is_initialized()  # No process group for a single process.
+    assert (distributed.get_rank(), distributed.get_world_size(), distributed.get_local_rank()) == (0, 1, 0)
+    assert distributed.device().type == ('cuda' if torch.cuda.is_available() else 'cpu')
+    x = torch.arange(6.0).reshape(3, 2)
+    assert torch.equal(distributed.all_reduce_mean(x), x)
+    assert torch.equal(distributed.all_gather_cat(x), x)
+    distributed.barrier()
+    distributed.print0('hello from rank 0')
+    assert 'hello from rank 0' in capsys.readouterr().out
+    distributed.shutdown()
+
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    monkeypatch.setenv('RANK', '5')
+    with pytest.raises(ValueError, match='RANK=5'):
+        distributed.init()
+    monkeypatch.setenv('RANK', 'zero')
+    with pytest.raises(ValueError, match='must be an integer'):
+        distributed.init()
+
 
 WORKER = textwrap.dedent('''
     import json, torch
