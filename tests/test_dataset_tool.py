@@ -2,8 +2,10 @@
 leaving anything behind. Real data: Debian's Fashion-MNIST; the other formats are written
 here byte by byte in their published layouts."""
 
+import functools
 import gzip
 import hashlib
+import http.server
 import io
 import json
 import os
@@ -12,6 +14,7 @@ import struct
 import subprocess
 import sys
 import tarfile
+import threading
 import zipfile
 
 import numpy as np
@@ -285,34 +288,42 @@ def test_center_crop_wide_letterboxes_and_skips_small_images(tmp_path, out_dir):
 #----------------------------------------------------------------------------
 # Built-in names: local copy or verified download into the dnnlib cache.
 
-def test_builtin_download_is_verified(tmp_path, out_dir, monkeypatch):
+@pytest.fixture
+def http_folder(tmp_path):
+    """A folder served over HTTP on localhost: (folder, base URL)."""
+    folder = tmp_path / 'server'
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *_args: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f'http://127.0.0.1:{server.server_address[1]}/'
+    server.shutdown()
+    server.server_close()
+
+def test_builtin_download_is_verified(tmp_path, out_dir, monkeypatch, http_folder):
+    server_dir, base_url = http_folder
     monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
-    server = tmp_path / 'server'
-    server.mkdir()
-    write_cifar_tarball(server / 'cifar-10-python.tar.gz', [(random_images(2, (32, 32, 3)), [0, 1])])
-    md5 = hashlib.md5((server / 'cifar-10-python.tar.gz').read_bytes()).hexdigest()
-    fetched = []
-    def fake_open_url(url, cache_dir, return_filename):
-        assert return_filename and cache_dir.startswith(str(tmp_path / 'cache'))
-        os.makedirs(cache_dir, exist_ok=True)
-        path = os.path.join(cache_dir, 'download')
-        with open(path, 'wb') as f:
-            f.write((server / url.rsplit('/', 1)[1]).read_bytes())
-        fetched.append(url)
-        return path
-    monkeypatch.setattr(dataset_tool.dnnlib, 'open_url', fake_open_url)
-
+    write_cifar_tarball(server_dir / 'cifar-10-python.tar.gz', [(random_images(2, (32, 32, 3)), [0, 1])])
+    md5 = hashlib.md5((server_dir / 'cifar-10-python.tar.gz').read_bytes()).hexdigest()
     spec = dataset_tool.BUILTIN_DATASETS['cifar10']
-    monkeypatch.setitem(dataset_tool.BUILTIN_DATASETS, 'cifar10', spec._replace(md5={'cifar-10-python.tar.gz': md5}))
-    convert('cifar10', out_dir / 'c.zip')
-    assert fetched == ['https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz']
-    assert len(read_output(out_dir / 'c.zip')[0]) == 2
+    cache_dir = tmp_path / 'cache' / 'datasets' / 'cifar10'
 
-    monkeypatch.setitem(dataset_tool.BUILTIN_DATASETS, 'cifar10', spec._replace(md5={'cifar-10-python.tar.gz': '0' * 32}))
+    monkeypatch.setitem(dataset_tool.BUILTIN_DATASETS, 'cifar10', spec._replace(base_url=base_url, md5={'cifar-10-python.tar.gz': md5}))
+    convert('cifar10', out_dir / 'c.zip')
+    assert len(read_output(out_dir / 'c.zip')[0]) == 2
+    assert len(os.listdir(cache_dir)) == 1  # Kept in the dnnlib cache for next time.
+    os.remove(out_dir / 'c.zip')
+
+    monkeypatch.setitem(dataset_tool.BUILTIN_DATASETS, 'cifar10', spec._replace(base_url=base_url, md5={'cifar-10-python.tar.gz': '0' * 32}))
     result = run_tool('--source=cifar10', f'--dest={out_dir / "d.zip"}')
-    assert result.exit_code != 0 and 'md5' in result.output
-    assert not os.path.exists(out_dir / 'd.zip')
-    assert os.listdir(tmp_path / 'cache' / 'datasets' / 'cifar10') == []  # The bad download is not kept.
+    assert_refused(result, 'md5', base_url, out_dir=out_dir, dest=out_dir / 'd.zip')
+    assert os.listdir(cache_dir) == []  # The bad copy is not used again.
+
+    monkeypatch.setitem(dataset_tool.BUILTIN_DATASETS, 'cifar10', spec._replace(base_url=base_url + 'missing/'))
+    result = run_tool('--source=cifar10', f'--dest={out_dir / "d.zip"}')
+    assert_refused(result, 'cannot download', '--source', out_dir=out_dir, dest=out_dir / 'd.zip')
 
 #----------------------------------------------------------------------------
 # Bad input: refused with the file named, nothing left behind.
