@@ -4,10 +4,11 @@ Adversarial Networks with Limited Data" (NeurIPS 2020).
 - `AugmentPipe`: the differentiable augmentations applied to every image the discriminator
   sees (reals and fakes). Each transform is applied to each image independently with
   probability `p * strength`; `p` is a buffer that the training loop (or `AdaController`)
-  sets. Gradients flow through the pipe to the images, to any order, so R1 works.
+  sets. Gradients flow through the pipe to the images, second derivatives included, so R1
+  works on augmented reals.
 - `augpipe_specs`: the named pipelines of StyleGAN2-ADA's `--augpipe`.
-- `AdaController`: the heuristic that moves `p` so that the fraction of reals D calls real
-  stays near a target.
+- `AdaController`: the heuristic that moves `p` to keep r_t, the mean sign of D's outputs
+  on reals (a measure of overfitting), near a target.
 
 Images are NCHW in about [-1, 1] with 1 (grayscale) or 3 (RGB) channels, any size.
 """
@@ -150,7 +151,7 @@ class _Draws:
     def normal(self, *shape):
         if self.q is None:
             return torch.randn([self.batch_size, *shape], device=self.device)
-        return (torch.erfinv(self.q * 2 - 1) * np.sqrt(2)).expand(self.batch_size, *shape).clone()
+        return torch.special.ndtri(self.q).expand(self.batch_size, *shape).clone()
 
     def gated(self, value, prob, identity, independent=False):
         """`value` where a transform is drawn (probability `prob`), `identity` elsewhere; one
@@ -219,6 +220,9 @@ class AugmentPipe(torch.nn.Module):
         self.register_buffer('Hz_fbank', torch.as_tensor(_octave_filter_bank(_SYM2, _NUM_BANDS), dtype=torch.float32))
 
     def forward(self, images, debug_percentile=None):
+        """Augment `images` [N, C, H, W] (C = 1 or 3, floating point). `debug_percentile`
+        in (0, 1) applies every enabled transform with each random draw replaced by its
+        quantile at that percentile, to look at the transforms; None (training) draws."""
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f'AugmentPipe: expected images [N, C, H, W] with C = 1 (grayscale) or 3 (RGB), '
                 f'got {getattr(images, "shape", type(images))}')
@@ -279,9 +283,10 @@ class AugmentPipe(torch.nn.Module):
         if self.scale > 0:
             s = draws.gated(torch.exp2(draws.normal() * self.scale_std), self.scale * self.p, 1)
             inv = inv @ _scale2d(1 / s, 1 / s, dev)
-        # Two rotations, each with probability q such that 1 - (1 - q)^2 = rotate * p.
-        p_rot = 1 - torch.sqrt((1 - self.rotate * self.p).clamp(0, 1))
         if self.rotate > 0:
+            # Rotation comes before and after the anisotropic scaling, each with probability
+            # p_rot such that 1 - (1 - p_rot)^2 = rotate * p.
+            p_rot = 1 - torch.sqrt((1 - self.rotate * self.p).clamp(0, 1))
             theta = draws.gated((draws.uniform() * 2 - 1) * np.pi * self.rotate_max, p_rot, 0)
             inv = inv @ _rotate2d(-theta, dev)
         if self.aniso > 0:
