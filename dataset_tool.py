@@ -23,7 +23,7 @@ import PIL.Image
 from tqdm import tqdm
 
 import dnnlib
-from training.dataset import LABELS_FILE, DatasetError, ImageFiles, decode_image
+from training.dataset import LABELS_FILE, ImageFiles, decode_image
 
 #----------------------------------------------------------------------------
 # Sources: each opener returns the number of images and an iterator of records.
@@ -189,7 +189,7 @@ BUILTIN_DATASETS = {
     'mnist': BuiltinDataset(
         base_url='https://ossci-datasets.s3.amazonaws.com/mnist/',
         md5={'train-images-idx3-ubyte.gz': 'f68b3c2dcbeaaa9fbdd348bbdeb94873', 'train-labels-idx1-ubyte.gz': 'd53e105ee54ea40749a09fcbcd1e9432'},
-        local_dirs=('/usr/share/datasets/mnist',),
+        local_dirs=(),
         opener=open_idx),
     'cifar10': BuiltinDataset(
         base_url='https://www.cs.toronto.edu/~kriz/',
@@ -450,7 +450,7 @@ def main(**kwargs):
     """
     try:
         convert_dataset(**kwargs)
-    except DatasetError as err:
+    except OSError as err:  # Unreadable input (DatasetError) or a failed write, e.g. a full disk.
         raise click.ClickException(str(err)) from None
 
 if __name__ == '__main__':

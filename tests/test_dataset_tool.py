@@ -393,6 +393,10 @@ def test_existing_destination_is_untouched(tmp_path, out_dir):
     assert result.exit_code != 0 and 'already exists' in result.output
     assert dest.read_bytes() == b'precious' and os.listdir(out_dir) == ['x.zip']
 
+    result = run_tool(f'--source={tmp_path / "src"}', f'--dest={dest / "inside.zip"}')  # Parent is a file.
+    assert result.exit_code != 0 and 'cannot write' in result.output and str(dest) in result.output
+    assert dest.read_bytes() == b'precious' and os.listdir(out_dir) == ['x.zip']
+
 def test_truncated_binary_sources(tmp_path, out_dir):
     dest = out_dir / 'x.zip'
     idx = tmp_path / 'train-images-idx3-ubyte.gz'
