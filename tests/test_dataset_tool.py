@@ -123,19 +123,32 @@ def test_fashion_mnist_real_data(source, out_dir, monkeypatch):
 #----------------------------------------------------------------------------
 # Formats built here.
 
+def python2_pickle_of_batch(rows, labels):
+    """A CIFAR-10 batch pickled the way the published files are: Python 2, protocol 2, str
+    keys and a numpy.core.multiarray array; written opcode by opcode."""
+    def string(b):  # A Python 2 str.
+        return b'U' + bytes([len(b)]) + b if len(b) < 256 else b'T' + struct.pack('<i', len(b)) + b
+    def integer(i):
+        return b'K' + bytes([i]) if 0 <= i < 256 else b'J' + struct.pack('<i', i)
+    dtype = (b'cnumpy\ndtype\n' + string(b'u1') + integer(0) + integer(1) + b'\x87R'
+             + b'(' + integer(3) + string(b'|') + b'NNN' + integer(-1) + integer(-1) + integer(0) + b'tb')
+    array = (b'cnumpy.core.multiarray\n_reconstruct\n' + b'cnumpy\nndarray\n' + integer(0) + b'\x85' + string(b'b') + b'\x87R'
+             + b'(' + integer(1) + integer(len(rows)) + integer(rows.shape[1]) + b'\x86' + dtype + b'\x89' + string(rows.tobytes()) + b'tb')
+    label_list = b'](' + b''.join(integer(int(label)) for label in labels) + b'e'
+    return (b'\x80\x02}(' + string(b'batch_label') + string(b'training batch') + string(b'labels') + label_list
+            + string(b'data') + array + string(b'filenames') + b']u.')
+
 def write_cifar_tarball(path, batches, extra_members=()):
-    """CIFAR-10 python layout: pickled dicts with bytes keys, rows of 3072 bytes (R, G, B planes)."""
+    """CIFAR-10 python layout: cifar-10-batches-py/data_batch_N, rows of 3072 bytes (R, G, B planes)."""
     with tarfile.open(path, 'w:gz') as tar:
-        def add(name, obj):
-            data = pickle.dumps(obj, protocol=2)
+        def add(name, data):
             info = tarfile.TarInfo(f'cifar-10-batches-py/{name}')
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
         for name, obj in extra_members:
-            add(name, obj)
+            add(name, pickle.dumps(obj, protocol=2))
         for index, (images, labels) in enumerate(batches):
-            rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-            add(f'data_batch_{index + 1}', {b'batch_label': b'training batch', b'labels': list(labels), b'data': rows, b'filenames': []})
+            add(f'data_batch_{index + 1}', python2_pickle_of_batch(images.transpose(0, 3, 1, 2).reshape(len(images), -1), labels))
 
 def test_cifar10_tarball(tmp_path, out_dir):
     images = random_images(7, (32, 32, 3))
