@@ -16,17 +16,18 @@ from torch_utils.ops import upfirdn2d
 #----------------------------------------------------------------------------
 # Precision policy shared by both networks.
 
-def block_dtype(use_reduced, device, force_fp32=None, reduced_dtype=torch.float16):
-    """Working dtype of a block that may run in reduced precision.
+def block_dtype(use_reduced, device, force_fp32=None, reduced_dtype=torch.float16, full_dtype=torch.float32):
+    """Working dtype of a block that may run in reduced precision (`full_dtype` otherwise;
+    float64 networks are used for gradient checks).
 
     force_fp32: None = automatic (reduced precision on CUDA only; the published code never
     ran fp16 on the CPU), True = always float32, False = reduced precision on any device
     (handy to exercise the bf16 path on the CPU).
     """
     if not use_reduced or force_fp32:
-        return torch.float32
+        return full_dtype
     if force_fp32 is None and device.type != 'cuda':
-        return torch.float32
+        return full_dtype
     return reduced_dtype
 
 

@@ -242,7 +242,7 @@ class ToRGBLayer(torch.nn.Module):
         """x: [batch, resolution**2, in_channels] -> image [batch, out_channels, resolution, resolution]."""
         styles = self.affine(w)
         dcoefs = demodulation(self.weight, styles, materialize=(get_attention_impl() == 'math'))
-        y = torch.matmul(x.to(torch.float32) * styles.unsqueeze(1), self.weight.t()) * dcoefs.unsqueeze(1)
+        y = torch.matmul(x.to(styles.dtype) * styles.unsqueeze(1), self.weight.t()) * dcoefs.unsqueeze(1)
         y = y + self.bias
         return y.transpose(1, 2).reshape(x.shape[0], self.out_channels, resolution, resolution)
 
@@ -303,7 +303,7 @@ class EncoderBlock(torch.nn.Module):
 
     def forward(self, x, img, ws, noise_mode='random', force_fp32=None, return_attention=False):
         """ws: [batch, num_ws_used, w_dim]. Returns (x, img, attention map or None)."""
-        dtype = block_dtype(self.use_fp16, ws.device, force_fp32, self.reduced_dtype)
+        dtype = block_dtype(self.use_fp16, ws.device, force_fp32, self.reduced_dtype, full_dtype=ws.dtype)
         if hasattr(self, 'const'):
             x = self.const.to(dtype).unsqueeze(0).expand(ws.shape[0], -1, -1)
         else:
@@ -386,7 +386,7 @@ class SynthesisNetwork(torch.nn.Module):
         if noise_mode not in ('random', 'const', 'none'):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', got {noise_mode!r}.")
         check_shape(ws, [None, self.num_ws, self.w_dim], 'ws')
-        ws = ws.to(torch.float32)
+        ws = ws.to(getattr(self, self.block_names[0]).const.dtype) # float32, or float64 for gradient checks.
         x = img = None
         maps = []
         for w_idx, name in enumerate(self.block_names):
