@@ -119,13 +119,14 @@ class InfiniteSampler(torch.utils.data.Sampler):
         while True:
             yield order
             if window >= 2:
-                order = order.copy()
                 positions = np.arange(self.dataset_size)
                 # Swap position i with i - k, k uniform in [0, min(window, i + 1)); with a full
                 # window this is the forward Fisher-Yates shuffle.
                 back = (rnd.random_sample(self.dataset_size) * np.minimum(window, positions + 1)).astype(np.int64)
+                swapped = order.tolist()  # Python lists swap elements far faster than numpy arrays.
                 for i, j in zip(positions.tolist(), (positions - back).tolist()):
-                    order[i], order[j] = order[j], order[i]
+                    swapped[i], swapped[j] = swapped[j], swapped[i]
+                order = np.array(swapped)
 
     def __iter__(self):
         global_pos = 0
