@@ -182,6 +182,11 @@ def test_reads_hand_built_published_meta():
 
     with pytest.raises(ValueError, match='version'):
         persistence._reconstruct_persistent_obj(dict(meta, version=5))
+    broken_src = 'import module_that_no_longer_exists_xyz\n' + src
+    modules_before = set(sys.modules)
+    with pytest.raises(RuntimeError, match='import_hook'):
+        persistence._reconstruct_persistent_obj(dict(meta, module_src=broken_src))
+    assert not any(name.startswith('_persistent_module_') for name in set(sys.modules) - modules_before)
     with pytest.raises(ValueError, match='Missing'):
         persistence._reconstruct_persistent_obj(dict(meta, class_name='Missing'))
 
