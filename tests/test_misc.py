@@ -176,6 +176,18 @@ def test_report_under_inference_mode():
         collector.update()
     assert collector.num('TestInference/x') == 4 and collector.mean('TestInference/x') == pytest.approx(0.75)
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_cuda_paths():
+    cuda = torch.device('cuda')
+    a = misc.constant([1.0, 2.0], device=cuda)
+    assert a.device.type == 'cuda' and a is misc.constant([1.0, 2.0], device=cuda)
+    collector = training_stats.Collector(regex='TestCuda/.*')
+    training_stats.report('TestCuda/x', torch.tensor([1.0, 3.0], device=cuda))  # Counted on the GPU...
+    training_stats.report('TestCuda/x', 5.0)                                     # ...and on the CPU.
+    collector.update()
+    assert collector.num('TestCuda/x') == 3 and collector.mean('TestCuda/x') == pytest.approx(3.0)
+    assert distributed.device() == torch.device('cuda', distributed.get_local_rank())
+
 #----------------------------------------------------------------------------
 # distributed in one process, then two processes over gloo.
 
