@@ -306,6 +306,9 @@ def _unpickle(data, trust):
         raise LoadError('The snapshot file is truncated (it ends in the middle of the data); download or copy '
             'it again.') from err
     except Exception as err:
+        if trust:
+            raise LoadError(f'Unpickling the snapshot with its own embedded code failed ({type(err).__name__}: {err}); '
+                f'the file is corrupt or needs code this codebase does not provide.') from err
         raise LoadError(f'The snapshot file is corrupt and cannot be unpickled ({type(err).__name__}: {err}).') from err
 
 

@@ -1,0 +1,160 @@
+"""style_mixing.py, gen_video.py, attention_maps.py, projector.py: each writes its files with sane contents."""
+
+import imageio
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from click.testing import CliRunner
+
+import attention_maps
+import gen_video
+import generate
+import projector
+import style_mixing
+from training.networks_Generator import Generator
+
+from snapshot_helpers import STYLEFORMER_SRC, build_case, published_pickle, snapshot_dict, write_file
+
+#----------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def g_small():
+    return build_case(Generator, 'g_small')
+
+
+@pytest.fixture(scope='module')
+def snapshot(tmp_path_factory, g_small):
+    folder = tmp_path_factory.mktemp('snapshot')
+    return write_file(folder / 'uncond.pkl', published_pickle(snapshot_dict(g_small), STYLEFORMER_SRC.format(marker=str(folder / 'x'))))
+
+
+def invoke(command, args):
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def read_png(path):
+    return np.asarray(PIL.Image.open(path))
+
+
+def read_video(path):
+    with imageio.get_reader(str(path)) as reader:  # iter_data: the reader's length is unknown (inf).
+        return np.stack(list(reader.iter_data()))
+
+
+def render(G, ws):
+    with torch.no_grad():
+        return generate.to_uint8(G.synthesis(ws, noise_mode='const'))
+
+#----------------------------------------------------------------------------
+
+def test_style_mixing_grid(tmp_path, snapshot, g_small):
+    invoke(style_mixing.style_mixing_cmd, [f'--outdir={tmp_path}', '--rows=1,2', '--cols=3,4,5', '--styles=0-2', f'--network={snapshot}'])
+    grid = read_png(tmp_path / 'grid.png')
+    assert grid.shape == (3 * 32, 4 * 32, 3)
+    assert not grid[:32, :32].any()  # Empty top-left corner.
+
+    ws = g_small.mapping(generate.seeds_to_z([1, 2, 3, 4, 5], g_small.z_dim, 'cpu'), None)
+    own = render(g_small, ws)
+    assert np.array_equal(grid[:32, 32:64], own[2])          # Column seed 3 on top.
+    assert np.array_equal(grid[64:96, :32], own[1])          # Row seed 2 on the left.
+    mixed = ws[1:2].clone()
+    mixed[:, :3] = ws[3, :3]                                 # Row seed 2 with w's 0-2 of column seed 4.
+    cell = grid[64:96, 64:96]
+    assert np.abs(cell.astype(int) - render(g_small, mixed)[0].astype(int)).max() <= 1
+    assert np.array_equal(cell, read_png(tmp_path / '2-4.png'))
+    assert not np.array_equal(cell, own[1]) and not np.array_equal(cell, own[3])
+
+
+def test_style_mixing_rejects_layers_beyond_num_ws(tmp_path, snapshot):
+    result = CliRunner().invoke(style_mixing.style_mixing_cmd, [f'--outdir={tmp_path}', '--rows=1', '--cols=2', '--styles=8', f'--network={snapshot}'])
+    assert result.exit_code != 0 and 'num_ws=8' in result.output
+
+
+def test_interpolation_latents_pass_through_keys():
+    keys = torch.randn([2, 3, 5])
+    frames = gen_video.interpolation_latents(keys, 4, loop=True, space='w')
+    assert frames.shape == (12, 2, 5)
+    assert torch.allclose(frames[4], keys[:, 1]) and torch.allclose(frames[2], (keys[:, 0] + keys[:, 1]) / 2)
+    frames = gen_video.interpolation_latents(keys, 4, loop=False, space='z')
+    assert frames.shape == (9, 2, 5)
+    assert torch.allclose(frames[-1], keys[:, 2], atol=1e-6)
+    # slerp of equal-norm vectors keeps the norm.
+    a, b = torch.nn.functional.normalize(torch.randn(2, 5), dim=1).unbind(0)
+    assert torch.allclose(gen_video.slerp(a[None], b[None], 0.3).norm(), torch.tensor(1.0), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_video(tmp_path, snapshot, g_small):
+    output = tmp_path / 'lerp.mp4'
+    invoke(gen_video.generate_video_cmd, [f'--output={output}', '--seeds=0-3', '--grid=2x1', '--w-frames=3', f'--network={snapshot}'])
+    frames = read_video(output)
+    assert frames.shape == (6, 32, 64, 3)  # 2 keyframes per cell, looping: 2 transitions x 3 frames.
+    # First frame: seed 0 (left cell) and seed 1 (right cell), up to video compression.
+    ws = g_small.mapping(generate.seeds_to_z([0, 1], g_small.z_dim, 'cpu'), None)
+    expected = np.concatenate(list(render(g_small, ws)), axis=1)
+    assert np.abs(frames[0].astype(float) - expected).mean() < 20
+    assert np.abs(frames[0].astype(float) - frames[3]).mean() > 1  # It moves.
+
+
+def test_attention_maps(tmp_path, snapshot, g_small):
+    invoke(attention_maps.attention_maps_cmd, [f'--outdir={tmp_path}', '--seed=5', '--layers=b8_0,b32_1', '--heads=0',
+        '--query=4,30', '--zoom=2', f'--network={snapshot}'])
+    figure = read_png(tmp_path / 'seed0005-attention.png')
+    assert figure.shape == (2 * 64, 2 * 64, 3)  # Two layers x (image, one head), 32x32 at zoom 2.
+
+    # The overlay is hottest (red) where the query token attends most.
+    ws = g_small.mapping(generate.seeds_to_z([5], g_small.z_dim, 'cpu'), None)
+    with torch.no_grad():
+        _, maps = g_small.synthesis(ws, noise_mode='const', return_attention=True)
+    block = g_small.synthesis.b8_0
+    weights = attention_maps.query_token_weights(block, maps[0][0], (4, 30), 32)
+    assert weights.shape == (block.enc.num_heads, 8, 8)
+    assert torch.allclose(weights.sum(dim=(1, 2)), torch.ones(block.enc.num_heads), atol=1e-5)
+    y, x = np.unravel_index(int(weights[0].argmax()), (8, 8))
+    hottest = figure[y * 8 + 4, 64 + x * 8 + 4].astype(int)   # Zoom 2: each 8x8 token covers 8x8 figure pixels.
+    assert hottest[0] > 150 and hottest[2] < 100
+
+
+def test_attention_maps_linformer_and_errors(tmp_path):
+    G = build_case(Generator, 'g_linformer_cond')
+    label = generate.make_labels(G, 1, 1, torch.device('cpu'))
+    figure = attention_maps.attention_figure(G, 0, label, layers=['b32_1'], heads='mean')
+    assert figure.shape == (32, 64, 3)
+    with pytest.raises(Exception, match='Unknown layer'):
+        attention_maps.attention_figure(G, 0, label, layers=['b64_0'])
+    with pytest.raises(Exception, match='heads'):
+        attention_maps.attention_figure(G, 0, label, layers=['b8_0'], heads=[99])
+
+
+@pytest.mark.slow
+def test_projection(tmp_path, snapshot, g_small):
+    # Target: an image the network can make, so a few steps of the pixel loss must reduce the loss.
+    ws = g_small.mapping(generate.seeds_to_z([11], g_small.z_dim, 'cpu'), None)
+    generate.save_image(render(g_small, ws)[0], tmp_path / 'target.png')
+    target, _ = projector.load_target(tmp_path / 'target.png', g_small, torch.device('cpu'))
+    losses = []
+    projector.project(g_small, target, projector.PixelLoss(target), torch.zeros([1, 0]), num_steps=6, w_avg_samples=500,
+        on_step=lambda step, loss, synth: losses.append(loss))
+    assert len(losses) == 6 and losses[-1] < losses[0]
+
+    outdir = tmp_path / 'out'
+    invoke(projector.run_projection, [f'--outdir={outdir}', f'--target={tmp_path / "target.png"}', '--num-steps=3',
+        '--loss=pixel', f'--network={snapshot}'])
+    w = np.load(outdir / 'projected_w.npz')['w']
+    assert w.shape == (1, g_small.num_ws, g_small.w_dim) and np.isfinite(w).all()
+    assert read_png(outdir / 'target.png').shape == (32, 32, 3)
+    assert read_video(outdir / 'proj.mp4').shape == (3, 32, 64, 3)  # target | projection, one frame per step.
+    # generate.py renders the projected w exactly as the projector saved it.
+    invoke(generate.generate_images_cmd, [f'--outdir={tmp_path / "gen"}', f'--projected-w={outdir / "projected_w.npz"}', f'--network={snapshot}'])
+    assert np.array_equal(read_png(tmp_path / 'gen' / 'proj00.png'), read_png(outdir / 'proj.png'))
+
+
+def test_projection_loss_choice(tmp_path, g_small):
+    target = torch.zeros([1, 3, 32, 32])
+    with pytest.raises(Exception, match='--loss'):
+        projector.make_loss('pixel,bogus', target, torch.device('cpu'))
+    loss = projector.make_loss('pixel', target, torch.device('cpu'))
+    assert float(loss(torch.ones([1, 3, 32, 32]))) == pytest.approx(1.0)
