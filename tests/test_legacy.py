@@ -207,3 +207,36 @@ def test_safetensors_refuses_classes_outside_the_codebase(tmp_path, g_small):
     # Without the embedded description, the .json beside the file is used.
     safetensors.torch.save_file(tensors, str(tmp_path / 'w.safetensors'))
     assert_same_state(legacy.load_network_pkl(str(tmp_path / 'w.safetensors'))['G_ema'], g_small)
+
+#----------------------------------------------------------------------------
+# training/networks.py: the StyleGAN2-ADA generator that StyleGAN2-ADA snapshots are rebuilt into.
+
+def test_stylegan2_generator_layout():
+    G = networks.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=1024, img_channels=3,
+        mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=1024, channel_max=8))
+    assert G.num_ws == 18  # The published count for 1024x1024.
+    names = set(G.state_dict())
+    for name in ['synthesis.b4.const', 'synthesis.b4.conv1.affine.weight', 'synthesis.b4.torgb.weight',
+                 'synthesis.b8.conv0.noise_const', 'synthesis.b8.conv0.noise_strength', 'synthesis.b1024.conv1.bias',
+                 'synthesis.b1024.torgb.affine.bias', 'mapping.fc1.weight', 'mapping.w_avg']:
+        assert name in names, name
+    assert tuple(G.synthesis.b4.const.shape) == (8, 4, 4) and tuple(G.synthesis.b8.conv0.noise_const.shape) == (8, 8)
+
+
+@pytest.mark.parametrize('architecture', ['orig', 'skip', 'resnet'])
+def test_stylegan2_generator_fused_and_separate_modconv_agree(architecture):
+    torch.manual_seed(1)
+    G = networks.Generator(z_dim=8, c_dim=4, w_dim=8, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(channel_base=128, channel_max=16, conv_clamp=256, architecture=architecture)).eval()
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+        ws = G.mapping(torch.randn([3, 8]), torch.eye(4)[:3])
+        fused = G.synthesis(ws, noise_mode='const', fused_modconv=True)
+        separate = G.synthesis(ws, noise_mode='const', fused_modconv=False)
+        no_noise = G.synthesis(ws, noise_mode='none')
+    assert fused.shape == (3, 3, 16, 16) and fused.std() > 0
+    assert torch.allclose(fused, separate, atol=1e-4)
+    assert not torch.allclose(fused, no_noise, atol=1e-4)
+    with pytest.raises(ValueError, match='noise_mode'):
+        G.synthesis(ws, noise_mode='bogus')
