@@ -252,10 +252,13 @@ def compute_feature_stats_for_generator(opts, detector_kind, mode='features', ma
     stats = FeatureStats(max_items=max_items, **stats_kwargs)
     with opts.make_progress(desc, max_items) as bar, torch.no_grad():
         while not stats.is_full():
+            # No more images than still needed (the same count on every rank).
+            num = min(batch_size, -(-(max_items - stats.num_items) // opts.num_gpus))
             images = []
-            for _ in range(batch_size // batch_gen):
-                z = torch.randn([batch_gen, G.z_dim], device=opts.device, generator=rng)
-                images.append(generate_images(G, z, labels(batch_gen), opts.G_kwargs))
+            for start in range(0, num, batch_gen):
+                n = min(batch_gen, num - start)
+                z = torch.randn([n, G.z_dim], device=opts.device, generator=rng)
+                images.append(generate_images(G, z, labels(n), opts.G_kwargs))
             features = _run_detector(detector, mode, torch.cat(images))
             before = stats.num_items
             stats.append(gather_interleaved(features, opts).cpu().numpy())

