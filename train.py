@@ -49,6 +49,11 @@ def _int_list(values, option):
 
 #----------------------------------------------------------------------------
 
+def _has_training_state(pkl):
+    from training import snapshot
+    state = snapshot.training_state_path_for(pkl) if os.path.isfile(pkl) else None
+    return state is not None and os.path.isfile(state)
+
 def open_dataset(training_set_kwargs, option='--data'):
     """Construct the dataset once to check it and learn its shape; errors become UserError."""
     try:
@@ -58,7 +63,7 @@ def open_dataset(training_set_kwargs, option='--data'):
 
 def setup_training_options(
     gpus=None, snap=None, metrics=None, seed=None, data=None, cond=None, subset=None, mirror=None,
-    cfg=None, gamma=None, kimg=None, batch=None, aug=None, p=None, target=None, augpipe=None,
+    cfg=None, gamma=None, kimg=None, batch=None, batch_gpu=None, aug=None, p=None, target=None, augpipe=None,
     resume=None, freezed=None, fp32=None, nhwc=None, nobench=None, allow_tf32=None, workers=None,
     g_dict=None, num_layers=None, depth=None, minimum_head=None, linformer=None, tick=None,
     world_size=None,
@@ -191,9 +196,9 @@ def setup_training_options(
         desc += f'-gamma{gamma:g}'
         args.loss_kwargs.r1_gamma = gamma
     if kimg is not None:
-        if not kimg >= 1:
-            raise UserError('--kimg must be at least 1')
-        desc += f'-kimg{kimg:d}'
+        if not kimg > 0:
+            raise UserError('--kimg must be positive')
+        desc += f'-kimg{kimg:g}'
         args.total_kimg = kimg
     if batch is not None:
         if not (batch >= 1 and batch % num_procs == 0):
@@ -202,8 +207,14 @@ def setup_training_options(
         args.batch_size = batch
         args.batch_gpu = batch // num_procs
         args.D_kwargs.epilogue_kwargs.mbstd_group_size = min(args.batch_gpu, 4)
+    if batch_gpu is not None:
+        if not 1 <= batch_gpu <= args.batch_size // num_procs:
+            raise UserError(f'--batch-gpu must be between 1 and batch / processes = {args.batch_size // num_procs}')
+        args.batch_gpu = batch_gpu
+        args.D_kwargs.epilogue_kwargs.mbstd_group_size = min(args.D_kwargs.epilogue_kwargs.mbstd_group_size, batch_gpu)
     if args.batch_gpu < 1 or args.batch_size % (args.batch_gpu * num_procs) != 0:
-        raise UserError(f'--cfg={cfg} has batch {args.batch_size}, which {num_procs} processes cannot split evenly; give --batch')
+        raise UserError(f'batch {args.batch_size} cannot be split into {num_procs} processes x rounds of {args.batch_gpu}; '
+            f'give a --batch divisible by the processes (and by processes x --batch-gpu)')
     if args.batch_gpu % min(args.D_kwargs.epilogue_kwargs.mbstd_group_size, args.batch_gpu) != 0:
         args.D_kwargs.epilogue_kwargs.mbstd_group_size = 1
     if tick is not None:
@@ -251,8 +262,9 @@ def setup_training_options(
             raise UserError(f'--resume: no such file {resume!r}')
         desc += '-resumecustom'
         args.resume_pkl = resume
-        args.ada_kimg = 100     # Let ADA react faster at the start (published),
-        args.ema_rampup = None  # and keep the loaded G_ema's half-life.
+        if not _has_training_state(resume): # Transfer learning (published): ADA reacts faster,
+            args.ada_kimg = 100             # and the loaded G_ema keeps its half-life.
+            args.ema_rampup = None
     if freezed is not None:
         if not freezed >= 0:
             raise UserError('--freezed must be non-negative')
@@ -362,8 +374,9 @@ def next_run_dir(outdir, desc):
 # Base config.
 @click.option('--cfg', help='Base config or preset [default: auto]', type=click.Choice(presets.CFG_CHOICES))
 @click.option('--gamma', help='Override R1 gamma', type=float)
-@click.option('--kimg', help='Override training duration', type=int, metavar='INT')
+@click.option('--kimg', help='Override training duration (may be fractional)', type=float, metavar='KIMG')
 @click.option('--batch', help='Override batch size', type=int, metavar='INT')
+@click.option('--batch-gpu', '--batch_gpu', 'batch_gpu', help='Samples per forward pass per GPU (gradient accumulation) [default: batch/gpus]', type=int, metavar='INT')
 @click.option('--tick', help='Progress interval in kimg [default: 4]', type=float, metavar='KIMG')
 # Discriminator augmentation.
 @click.option('--aug', help='Augmentation mode [default: ada]', type=click.Choice(['noaug', 'ada', 'fixed']))
@@ -408,7 +421,6 @@ def main(outdir, dry_run, **config_kwargs):
       styleformer-church128  128x128 with Linformer
       tiny                   32x32 CPU demo (small G and D, batch 16)
     """
-    dnnlib.util.Logger(should_flush=True)
     world_size = int(os.environ['WORLD_SIZE']) if 'WORLD_SIZE' in os.environ else None
     rank = int(os.environ.get('RANK', '0'))
     run_desc, args = setup_training_options(**config_kwargs, world_size=world_size)

@@ -13,6 +13,7 @@ final name. The state file is written first: a .pkl on disk implies its state is
 """
 
 import copy
+import json
 import os
 import pickle
 import tempfile
@@ -26,6 +27,7 @@ def atomic_write(path, write_fn):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
     try:
+        os.chmod(tmp_path, 0o666 & ~_umask()) # mkstemp makes it private; give it a normal file's mode.
         with os.fdopen(fd, 'wb') as f:
             write_fn(f)
             f.flush()
@@ -36,6 +38,11 @@ def atomic_write(path, write_fn):
             os.remove(tmp_path)
         raise
     _fsync_directory(directory)
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 def _fsync_directory(directory):
     # Makes the rename itself durable; not every platform can open a directory.
@@ -65,7 +72,9 @@ def training_state_path_for(pkl_path):
 
 def network_snapshot_data(modules, training_set_kwargs, training_options):
     """The published snapshot dict: CPU eval copies of the modules, plus the options."""
-    data = dict(training_set_kwargs=dict(training_set_kwargs), training_options=dict(training_options))
+    # Plain JSON-like values only, so that safe loaders need no classes for the options.
+    plain = lambda value: json.loads(json.dumps(value, default=str))
+    data = dict(training_set_kwargs=plain(training_set_kwargs), training_options=plain(training_options))
     for name, module in modules.items():
         if module is not None:
             module = copy.deepcopy(module).eval().requires_grad_(False).cpu()

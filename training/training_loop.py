@@ -169,7 +169,7 @@ def training_loop(
     ada_kimg                = 500,      # kimg for p to move by 1.
     total_kimg              = 25000,    # Training length.
     kimg_per_tick           = 4,        # Progress line interval.
-    image_snapshot_ticks    = 50,       # Ticks between image grids; None = never.
+    image_snapshot_ticks    = 50,       # Ticks between image grids; None = no grids at all.
     network_snapshot_ticks  = 50,       # Ticks between network snapshots; None = never.
     resume_pkl              = None,     # Network pickle to start from (exact resume when its state file is beside it).
     cudnn_benchmark         = True,     # torch.backends.cudnn.benchmark.
@@ -296,7 +296,7 @@ def training_loop(
 
     # Image grids.
     grid_size = grid_z = grid_c = None
-    if rank == 0:
+    if rank == 0 and image_snapshot_ticks is not None:
         print('Exporting sample images...')
         grid_size, images, labels = setup_snapshot_image_grid(training_set=training_set, random_seed=random_seed)
         save_image_grid(images, os.path.join(run_dir, 'reals.png'), drange=[0, 255], grid_size=grid_size)
@@ -331,8 +331,11 @@ def training_loop(
             # Reals for this iteration (shared by all phases, as published).
             with torch.autograd.profiler.record_function('data_fetch'):
                 phase_real_img, phase_real_c = next(training_set_iterator)
-                phase_real_img = (phase_real_img.to(device).to(torch.float32) / 127.5 - 1).split(batch_gpu)
-                phase_real_c = phase_real_c.to(device).split(batch_gpu)
+                # Round k takes rows k, k+R, ...: global round (rank + world * k) then holds the
+                # same positions of the global batch whatever the process layout.
+                phase_real_img = (phase_real_img.to(device).to(torch.float32) / 127.5 - 1)
+                phase_real_img = [phase_real_img[k::num_rounds] for k in range(num_rounds)]
+                phase_real_c = [phase_real_c.to(device)[k::num_rounds] for k in range(num_rounds)]
 
             for phase_idx, phase in enumerate(phases):
                 if batch_idx % phase.interval != 0:
@@ -340,7 +343,7 @@ def training_loop(
                 phase.opt.zero_grad(set_to_none=True)
                 phase.module.requires_grad_(True)
                 for round_idx, (real_img, real_c) in enumerate(zip(phase_real_img, phase_real_c)):
-                    seed = round_seed(random_seed, batch_idx, phase_idx, rank * num_rounds + round_idx)
+                    seed = round_seed(random_seed, batch_idx, phase_idx, rank + world * round_idx)
                     torch.manual_seed(seed)
                     gen_z, gen_c = _latents_and_labels(training_set, G.z_dim, batch_gpu, seed, device)
                     loss.accumulate_gradients(phase=phase.name, real_img=real_img, real_c=real_c, gen_z=gen_z, gen_c=gen_c,

@@ -1,0 +1,147 @@
+"""train.py: option validation (one message, exit code 2, no run directory), published
+commands and spellings, presets, and an end-to-end run that writes every artifact."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+import train
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FASHION_MNIST = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz'
+
+@pytest.fixture(scope='module')
+def fashion_zip(tmp_path_factory):
+    if not os.path.isfile(FASHION_MNIST):
+        pytest.skip(f'needs Fashion-MNIST at {FASHION_MNIST}')
+    import dataset_tool
+    dest = str(tmp_path_factory.mktemp('data') / 'fashion32.zip')
+    result = CliRunner().invoke(dataset_tool.main, ['--source', FASHION_MNIST, '--dest', dest, '--max-images', '64'])
+    assert result.exit_code == 0, result.output
+    return dest
+
+def invoke(args):
+    return CliRunner().invoke(train.main, args)
+
+#----------------------------------------------------------------------------
+# Validation.
+
+@pytest.mark.parametrize('args, message', [
+    (['--cfg=nosuchpreset'], "Invalid value for '--cfg'"),
+    (['--cfg=cifar', '--g_dict=256,64'], '--g_dict: you gave 2 values (256,64), but a 32x32 dataset needs one per generator stage (8,16,32): 3 values'),
+    (['--cfg=cifar', '--num_layers=1,2,2,2'], '--num_layers: you gave 4 values'),
+    (['--cfg=styleformer-celeba64'], '--g_dict: --cfg=styleformer-celeba64 uses 4 values'),
+    (['--gpus=3', '--batch=16'], '--batch=16 must be at least 1 and divisible by the number of GPUs/processes (3)'),
+    (['--g_dict=a,b,c'], '--g_dict takes comma-separated integers'),
+    (['--aug=fixed'], '--aug=fixed needs --p'),
+    (['--p=0.3'], '--p can only be given with --aug=fixed'),
+    (['--metrics=fid51x'], "--metrics: unknown metric 'fid51x'"),
+    (['--resume=/no/such/snapshot.pkl'], "--resume: no such file '/no/such/snapshot.pkl'"),
+])
+def test_invalid_options_fail_cleanly(fashion_zip, tmp_path, args, message):
+    outdir = tmp_path / 'runs'
+    result = invoke([f'--outdir={outdir}', f'--data={fashion_zip}', '--metrics=none', *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert 'Traceback' not in result.output
+    assert not outdir.exists()
+
+@pytest.mark.parametrize('make_data, message', [
+    (lambda tmp: str(tmp / 'missing.zip'), 'cannot open'),
+    (lambda tmp: _write(tmp / 'broken.zip', b'this is not a zip file'), 'cannot open'),
+    (lambda tmp: str((tmp / 'empty').mkdir() or tmp / 'empty'), 'holds no image files'),
+])
+def test_unreadable_dataset_fails_cleanly(tmp_path, make_data, message):
+    outdir = tmp_path / 'runs'
+    result = invoke([f'--outdir={outdir}', f'--data={make_data(tmp_path)}', '--metrics=none'])
+    assert result.exit_code == 2, result.output
+    assert result.output.count('Error:') == 1 and message in result.output
+    assert not outdir.exists()
+
+def _write(path, data):
+    path.write_bytes(data)
+    return str(path)
+
+#----------------------------------------------------------------------------
+# Published commands and presets (dry runs: options only).
+
+def dry_run_options(args):
+    desc, options = train.setup_training_options(**args)
+    return desc, options
+
+def test_published_readme_command_runs_unchanged(fashion_zip, tmp_path):
+    # From the Styleformer README ("Training new networks"), with our dataset path.
+    result = invoke([f'--outdir={tmp_path}/training-runs', f'--data={fashion_zip}', '--gpus=1', '--batch=32', '--cfg=cifar',
+        '--g_dict=256,64,16', '--num_layers=1,2,2', '--depth=32', '--dry-run'])
+    assert result.exit_code == 0, result.output
+    assert 'Dry run; exiting.' in result.output
+    options = json.loads(result.output[result.output.index('{'):result.output.index('\nOutput directory')])
+    synthesis = options['G_kwargs']['synthesis_kwargs']
+    assert synthesis['G_dict'] == [256, 64, 16] and synthesis['num_layers'] == [1, 2, 2] and synthesis['depth'] == 32
+    assert options['batch_size'] == 32 and options['loss_kwargs']['r1_gamma'] == 0.01 and options['D_kwargs']['architecture'] == 'orig'
+    assert not (tmp_path / 'training-runs').exists()
+
+def test_dash_and_underscore_spellings_agree(fashion_zip, tmp_path):
+    outputs = []
+    for spelling in [['--g_dict=64,32,16', '--num_layers=1,1,2', '--minimum_head=2', '--allow_tf32=1', '--dry_run'],
+                     ['--g-dict=64,32,16', '--num-layers=1,1,2', '--minimum-head=2', '--allow-tf32=1', '--dry-run']]:
+        result = invoke([f'--outdir={tmp_path}', f'--data={fashion_zip}', '--metrics=none', *spelling])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1]
+    assert '"minimum_head": 2' in outputs[0] and '"allow_tf32": true' in outputs[0]
+
+def test_presets_set_the_paper_shapes(fashion_zip):
+    _desc, options = dry_run_options(dict(data=fashion_zip, cfg='styleformer-cifar10', metrics=[]))
+    synthesis = options.G_kwargs.synthesis_kwargs
+    assert synthesis.G_dict == [1024, 512, 512] and synthesis.num_layers == [1, 3, 3] and synthesis.depth == 32
+    assert options.batch_size == 32 and options.loss_kwargs.pl_weight == 0
+    _desc, options = dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=[]))
+    assert options.G_kwargs.synthesis_kwargs.G_dict == [64, 32, 16]
+    assert options.D_kwargs.channel_max == 64 and options.batch_size == 16
+    # Explicit options win over the preset.
+    _desc, options = dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=[], g_dict=['32', '32', '16'], batch=8))
+    assert options.G_kwargs.synthesis_kwargs.G_dict == [32, 32, 16] and options.batch_gpu == 8
+
+def test_start_resolution_and_stage_count():
+    from training import presets
+    assert presets.stage_count(32, 8) == 3 and presets.stage_count(48, 12) == 3 and presets.stage_count(128, 8) == 5
+    assert presets.stage_count(48, 8) is None and presets.stage_count(4, 8) is None
+    assert presets.STYLEFORMER_PRESETS['styleformer-stl10']['start_res'] == 12
+
+#----------------------------------------------------------------------------
+# End to end.
+
+@pytest.mark.slow
+def test_tiny_run_writes_every_artifact(fashion_zip, tmp_path):
+    outdir = tmp_path / 'runs'
+    result = subprocess.run([sys.executable, 'train.py', f'--outdir={outdir}', f'--data={fashion_zip}', '--cfg=tiny',
+        '--batch=4', '--kimg=0.012', '--tick=0.004', '--snap=2', '--metrics=fid16', '--workers=0'],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run_dir,) = outdir.iterdir()
+    assert run_dir.name == '00000-fashion32-tiny-kimg0.012-batch4'
+    names = set(os.listdir(run_dir))
+    for name in ['training_options.json', 'log.txt', 'stats.jsonl', 'reals.png', 'fakes_init.png', 'fakes000000.png',
+                 'network-snapshot-000000.pkl', 'training-state-000000.pt', 'metric-fid16.jsonl']:
+        assert name in names, name
+    assert any(n.startswith('events.out.tfevents.') for n in names)
+    # One progress line per tick, with the figures the issue asks for.
+    ticks = [line for line in result.stdout.splitlines() if line.startswith('tick ')]
+    assert len(ticks) == 4 # Tick 0 after the first step, then every 4 images up to 12.
+    for field in ['kimg', 'sec/kimg', 'eta', 'cpumem', 'augment']:
+        assert field in ticks[-1]
+    with open(run_dir / 'log.txt') as f:
+        assert ticks[-1] in f.read()
+    metric = json.loads((run_dir / 'metric-fid16.jsonl').read_text().splitlines()[-1])
+    assert metric['results']['fid16'] > 0 and metric['snapshot_pkl'] == 'network-snapshot-000000.pkl'
+    # The snapshot holds the published entries and loads through legacy.
+    import legacy
+    data = legacy.load_network_pkl(str(run_dir / 'network-snapshot-000000.pkl'))
+    for key in ['G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs']:
+        assert data[key] is not None, key
+    assert data['training_options']['batch_size'] == 4
