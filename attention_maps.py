@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from generate import (class_option, default_device, device_option, image_grid, load_network, make_labels,
-    network_option, noise_option, save_image, seeds_to_z, synthesize, to_uint8, trunc_option, trust_option)
+    network_option, noise_option, save_image, seeds_to_z, to_uint8, trunc_option, trust_option)
 
 #----------------------------------------------------------------------------
 

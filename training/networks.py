@@ -20,10 +20,11 @@ from torch_utils.ops import conv2d_resample
 from torch_utils.ops import fma
 from torch_utils.ops import upfirdn2d
 from training.layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork, block_dtype, check_shape, normalize_2nd_moment
-from training.networks_Discriminator import Discriminator
+from training.networks_Discriminator import Discriminator, DiscriminatorBlock, DiscriminatorEpilogue, MinibatchStdLayer
 
 __all__ = ['normalize_2nd_moment', 'modulated_conv2d', 'FullyConnectedLayer', 'Conv2dLayer', 'MappingNetwork',
-           'SynthesisLayer', 'ToRGBLayer', 'SynthesisBlock', 'SynthesisNetwork', 'Generator', 'Discriminator']
+           'SynthesisLayer', 'ToRGBLayer', 'SynthesisBlock', 'SynthesisNetwork', 'Generator',
+           'Discriminator', 'DiscriminatorBlock', 'DiscriminatorEpilogue', 'MinibatchStdLayer']
 
 #----------------------------------------------------------------------------
 
