@@ -31,8 +31,8 @@ def snapshots(tmp_path_factory, g_small):
 
 
 def run(args):
-    result = CliRunner().invoke(generate.generate_images_cmd, args)
-    return result
+    # On the CPU: a GPU would run the reduced-precision blocks, and the comparisons here are exact.
+    return CliRunner().invoke(generate.generate_images_cmd, args + ['--device=cpu'])
 
 
 def read_png(path):
@@ -134,3 +134,9 @@ def test_bad_network_and_missing_seeds(tmp_path, snapshots):
     assert result.exit_code != 0 and '--seeds' in result.output
     result = run([f'--outdir={tmp_path}', '--seeds=3-1', f'--network={snapshots["uncond"]}'])
     assert result.exit_code != 0 and 'backwards' in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the message shown when CUDA is missing')
+def test_cuda_requested_without_cuda(tmp_path, snapshots):
+    result = CliRunner().invoke(generate.generate_images_cmd, [f'--outdir={tmp_path}', '--seeds=1', f'--network={snapshots["uncond"]}', '--device=cuda'])
+    assert result.exit_code != 0 and 'no CUDA device' in result.output

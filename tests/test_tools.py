@@ -30,7 +30,7 @@ def snapshot(tmp_path_factory, g_small):
 
 
 def invoke(command, args):
-    result = CliRunner().invoke(command, args)
+    result = CliRunner().invoke(command, args + ['--device=cpu'])  # Exact comparisons: no reduced precision.
     assert result.exit_code == 0, result.output
     return result
 
@@ -69,7 +69,7 @@ def test_style_mixing_grid(tmp_path, snapshot, g_small):
 
 
 def test_style_mixing_rejects_layers_beyond_num_ws(tmp_path, snapshot):
-    result = CliRunner().invoke(style_mixing.style_mixing_cmd, [f'--outdir={tmp_path}', '--rows=1', '--cols=2', '--styles=8', f'--network={snapshot}'])
+    result = CliRunner().invoke(style_mixing.style_mixing_cmd, [f'--outdir={tmp_path}', '--rows=1', '--cols=2', '--styles=8', f'--network={snapshot}', '--device=cpu'])
     assert result.exit_code != 0 and 'num_ws=8' in result.output
 
 
