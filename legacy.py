@@ -21,7 +21,10 @@ Convert a snapshot into one written by this codebase (optionally also as safeten
     python legacy.py --source=published.pkl --dest=ours.safetensors
 """
 
+import builtins
+import collections
 import copy
+import copyreg
 import io
 import json
 import os
@@ -123,12 +126,12 @@ def _allowed_globals():
     allowed = {
         ('torch_utils.persistence', '_reconstruct_persistent_obj'): PersistentRecord,
         ('torch.storage', '_load_from_bytes'): _load_storage_from_bytes,
-        ('collections', 'OrderedDict'): __import__('collections').OrderedDict,
+        ('collections', 'OrderedDict'): collections.OrderedDict,
         ('dnnlib.util', 'EasyDict'): dnnlib.EasyDict,
         ('dnnlib', 'EasyDict'): dnnlib.EasyDict,
         ('torch', 'Size'): torch.Size,
         ('torch', 'device'): torch.device,
-        ('copyreg', '_reconstructor'): __import__('copyreg')._reconstructor,
+        ('copyreg', '_reconstructor'): copyreg._reconstructor,
     }
     for name in ['_rebuild_tensor', '_rebuild_tensor_v2', '_rebuild_tensor_v3', '_rebuild_parameter',
                  '_rebuild_parameter_with_state']:
@@ -136,7 +139,7 @@ def _allowed_globals():
             allowed[('torch._utils', name)] = getattr(torch._utils, name)
     for name in ['set', 'frozenset', 'list', 'dict', 'tuple', 'int', 'float', 'complex', 'bool', 'str',
                  'bytes', 'bytearray', 'slice', 'object']:
-        allowed[('builtins', name)] = getattr(__import__('builtins'), name)
+        allowed[('builtins', name)] = getattr(builtins, name)
     multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
     for module in ['numpy.core.multiarray', 'numpy._core.multiarray']:  # numpy 1 and numpy 2 names.
         allowed[(module, '_reconstruct')] = multiarray._reconstruct
