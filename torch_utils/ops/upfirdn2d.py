@@ -7,7 +7,11 @@ keep every `down`-th pixel. Filters are 2-D `[fh, fw]` or separable 1-D `[ft]`
 path's backward pass is an upfirdn2d itself, so gradients of any order stay on the plugin.
 """
 
+import os
+
 import torch
+
+from torch_utils import custom_ops
 
 
 def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=False, gain=1, separable=None):
@@ -39,6 +43,8 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
     `gain`. `up`/`down`: int or [x, y]; `padding`: int, [x, y] or [x0, x1, y0, y1]
     (negative crops); `f`: filter from `setup_filter` (None = identity)."""
     spec = _parse_args(x, f, up, down, padding, flip_filter, gain, impl)
+    if impl == 'cuda' and x.is_cuda and _plugin() is not None:
+        return _upfirdn2d_cuda(x, f, spec)
     return _upfirdn2d_ref(x, f, spec)
 
 
@@ -151,3 +157,53 @@ def _upfirdn2d_ref(x, f, spec):
         x = torch.nn.functional.conv2d(x, f.unsqueeze(3), groups=channels)
 
     return x[:, :, ::downy, ::downx]
+
+
+# ----------------------------------------------------------------------------
+# CUDA path. The kernel takes a 2-D float32 filter; a separable filter runs as two passes
+# (horizontal, then vertical), each with sqrt(gain), like the reference path.
+
+# What custom_ops needs to build the plugin (also used by tests/test_custom_ops_build.py).
+PLUGIN = dict(module_name='upfirdn2d_plugin', sources=['upfirdn2d.cpp', 'upfirdn2d.cu'], headers=['upfirdn2d.h'],
+              source_dir=os.path.dirname(os.path.abspath(__file__)))
+
+
+def _plugin():
+    return custom_ops.get_plugin_or_none(**PLUGIN)
+
+
+def _upfirdn2d_cuda(x, f, spec):
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    f = f.to(device=x.device, dtype=torch.float32)
+    (upx, upy), (downx, downy) = spec['up'], spec['down']
+    px0, px1, py0, py1 = spec['padding']
+    flip, gain = spec['flip_filter'], spec['gain']
+    if f.ndim == 2:
+        return _Upfirdn2dCuda.apply(x, f, (upx, upy), (downx, downy), (px0, px1, py0, py1), flip, gain)
+    x = _Upfirdn2dCuda.apply(x, f[None, :], (upx, 1), (downx, 1), (px0, px1, 0, 0), flip, gain ** 0.5)
+    return _Upfirdn2dCuda.apply(x, f[:, None], (1, upy), (1, downy), (0, 0, py0, py1), flip, gain ** 0.5)
+
+
+class _Upfirdn2dCuda(torch.autograd.Function):
+    """One kernel call with a 2-D filter. Its adjoint is again an upfirdn2d: swap up and
+    down, flip the filter, and pad so that the output has the input's size."""
+
+    @staticmethod
+    def forward(ctx, x, f, up, down, padding, flip_filter, gain):
+        ctx.save_for_backward(f)
+        ctx.args = (x.shape, up, down, padding, flip_filter, gain)
+        (upx, upy), (downx, downy), (px0, px1, py0, py1) = up, down, padding
+        return _plugin().upfirdn2d(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain)
+
+    @staticmethod
+    def backward(ctx, dy):
+        (f,) = ctx.saved_tensors
+        in_shape, (upx, upy), (downx, downy), (px0, px1, py0, py1), flip_filter, gain = ctx.args
+        fh, fw = f.shape
+        in_h, in_w = in_shape[2], in_shape[3]
+        out_h, out_w = dy.shape[2], dy.shape[3]
+        padding = (fw - px0 - 1, in_w * upx - out_w * downx + px0 - upx + 1,
+                   fh - py0 - 1, in_h * upy - out_h * downy + py0 - upy + 1)
+        dx = _Upfirdn2dCuda.apply(dy, f, (downx, downy), (upx, upy), padding, not flip_filter, gain)
+        return dx, None, None, None, None, None, None
