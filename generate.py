@@ -126,14 +126,16 @@ def image_grid(images, cols=None):
     return grid
 
 
-def synthesize(G, ws, noise_mode, noise_seed=None):
-    """G.synthesis with reproducible random noise (torch RNG seeded by noise_seed when given)."""
+def synthesize(G, ws, noise_mode, noise_seed=None, force_fp32=True):
+    """G.synthesis with reproducible random noise (torch RNG seeded by noise_seed when given).
+    float32 by default: the published Styleformer generator always ran in float32, so its images
+    are reproduced; force_fp32=None uses the snapshot's reduced-precision blocks on CUDA."""
     if noise_mode == 'random' and noise_seed is not None:
         torch.manual_seed(noise_seed)
-    return G.synthesis(ws, noise_mode=noise_mode)
+    return G.synthesis(ws, noise_mode=noise_mode, force_fp32=force_fp32)
 
 
-def generate_images(G, seeds, label, truncation_psi=1, truncation_cutoff=None, noise_mode='const', batch_size=1):
+def generate_images(G, seeds, label, truncation_psi=1, truncation_cutoff=None, noise_mode='const', batch_size=1, force_fp32=True):
     """uint8 images [len(seeds), H, W, C] for the seeds, `batch_size` at a time."""
     device = label.device
     images = []
@@ -142,7 +144,7 @@ def generate_images(G, seeds, label, truncation_psi=1, truncation_cutoff=None, n
         z = seeds_to_z(batch, G.z_dim, device)
         with torch.no_grad():
             ws = G.mapping(z, label[:len(batch)], truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-            images.append(to_uint8(synthesize(G, ws, noise_mode, noise_seed=batch[0])))
+            images.append(to_uint8(synthesize(G, ws, noise_mode, noise_seed=batch[0], force_fp32=force_fp32)))
     return np.concatenate(images)
 
 
@@ -177,11 +179,12 @@ class_option = click.option('--class', 'class_idx', type=int, help='Class label 
 @click.option('--projected-w', help='Render the w\'s of this .npz (from projector.py) instead of seeds', metavar='FILE')
 @click.option('--grid', is_flag=True, help='Also save all images as one grid.png')
 @click.option('--batch', 'batch_size', type=click.IntRange(min=1), default=1, show_default=True, help='Images per forward pass')
+@click.option('--reduced-precision', is_flag=True, help='Run the snapshot\'s fp16/bf16 blocks on CUDA (faster, not bit-identical)')
 @click.option('--outdir', help='Where to save the output images', required=True, metavar='DIR')
 @device_option
 @trust_option
 def generate_images_cmd(network_pkl, seeds, truncation_psi, truncation_cutoff, class_idx, noise_mode, projected_w,
-                        grid, batch_size, outdir, device, trust_pickle):
+                        grid, batch_size, reduced_precision, outdir, device, trust_pickle):
     """Generate images using a pretrained network snapshot.
 
     \b
@@ -193,6 +196,7 @@ def generate_images_cmd(network_pkl, seeds, truncation_psi, truncation_cutoff, c
     if projected_w is None and seeds is None:
         raise click.UsageError('Pass --seeds (e.g. --seeds=0-7) or --projected-w.')
     G = load_network(network_pkl, device, trust_pickle)
+    force_fp32 = None if reduced_precision else True  # None: reduced precision where the network allows it (CUDA).
     os.makedirs(outdir, exist_ok=True)
 
     if projected_w is not None:
@@ -200,11 +204,11 @@ def generate_images_cmd(network_pkl, seeds, truncation_psi, truncation_cutoff, c
             print('Note: --seeds is ignored when --projected-w is given.')
         ws = load_projected_w(projected_w, G, device)
         with torch.no_grad():
-            images = np.concatenate([to_uint8(synthesize(G, w.unsqueeze(0), noise_mode, noise_seed=0)) for w in ws])
+            images = np.concatenate([to_uint8(synthesize(G, w.unsqueeze(0), noise_mode, noise_seed=0, force_fp32=force_fp32)) for w in ws])
         names = [f'proj{idx:02d}.png' for idx in range(len(images))]
     else:
         label = make_labels(G, class_idx, min(batch_size, len(seeds)), device)
-        images = generate_images(G, seeds, label, truncation_psi, truncation_cutoff, noise_mode, batch_size)
+        images = generate_images(G, seeds, label, truncation_psi, truncation_cutoff, noise_mode, batch_size, force_fp32)
         names = [f'seed{seed:04d}.png' for seed in seeds]
 
     for name, image in zip(names, images):

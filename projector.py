@@ -142,7 +142,7 @@ def project(G, target, loss_fn, label, num_steps=1000, initial_learning_rate=0.1
             group['lr'] = initial_learning_rate * lr_ramp
 
         ws = (w_opt + torch.randn_like(w_opt) * w_noise_scale).repeat([1, G.num_ws, 1])
-        synth = G.synthesis(ws, noise_mode='const')
+        synth = G.synthesis(ws, noise_mode='const', force_fp32=True)
         loss = loss_fn(synth)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -210,7 +210,7 @@ def run_projection(network_pkl, target_fname, num_steps, loss_spec, feature_weig
 
     save_image(target_uint8, os.path.join(outdir, 'target.png'))
     with torch.no_grad():
-        save_image(to_uint8(G.synthesis(ws[-1:], noise_mode='const'))[0], os.path.join(outdir, 'proj.png'))
+        save_image(to_uint8(G.synthesis(ws[-1:], noise_mode='const', force_fp32=True))[0], os.path.join(outdir, 'proj.png'))
     np.savez(os.path.join(outdir, 'projected_w.npz'), w=ws[-1:].cpu().numpy())
     print(f'Saved target.png, proj.png, projected_w.npz{" and proj.mp4" if save_video else ""} to {outdir}')
 

@@ -70,6 +70,11 @@ def test_published_command_gives_the_published_images(tmp_path, snapshots, g_sma
         assert image.shape == (32, 32, 3) and image.std() > 0
         assert np.array_equal(image, published_image(g_small, seed))
 
+    # --reduced-precision only changes the blocks that run in bf16/fp16 on CUDA; the CPU stays in float32.
+    result = run([f'--outdir={tmp_path / "rp"}', '--seeds=100', '--reduced-precision', f'--network={snapshots["uncond"]}'])
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(read_png(tmp_path / 'rp' / 'seed0100.png'), read_png(outdir / 'seed0100.png'))
+
 
 def test_grid_batches_and_truncation(tmp_path, snapshots, g_small):
     outdir = tmp_path / 'out'
