@@ -128,11 +128,13 @@ def _broadcast_module(module):
         torch.distributed.broadcast(tensor.data, src=0)
 
 def _average_gradients(params, num_rounds):
-    """Sum gradients over ranks and divide by the number of rounds of the global batch."""
-    params = list(params)
+    """Sum gradients over ranks and divide by the number of rounds of the global batch.
+    Parameters without a gradient keep none (the optimizer then leaves them alone, as with
+    a single process); which ones have one is the same on every rank."""
+    params = [p for p in params if p.grad is not None]
     if not params:
         return
-    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params])
+    flat = torch.cat([p.grad.flatten() for p in params])
     if distributed.get_world_size() > 1:
         torch.distributed.all_reduce(flat)
     flat /= num_rounds * distributed.get_world_size()
