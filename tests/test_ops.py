@@ -335,3 +335,115 @@ def test_fma():
     np.testing.assert_allclose(y.detach().numpy(), a.detach().numpy() * b.detach().numpy() + c.detach().numpy(), rtol=1e-12)
     assert torch.autograd.gradcheck(fma.fma, [a, b, c])
     assert torch.autograd.gradgradcheck(fma.fma, [a, b, c])
+
+
+# ----------------------------------------------------------------------------
+# The CUDA paths' autograd structure, checked on the CPU: a stand-in plugin computes what
+# the kernels compute (bias_act.h / upfirdn2d.h), so gradcheck exercises the backward
+# formulas (derivative modes, adjoint padding, separable passes) without a GPU.
+
+class _StandInBiasActPlugin:
+    @staticmethod
+    def bias_act(x, b, dy, mode, dim, act_idx, alpha, gain, clamp):
+        info = next(info for info in bias_act.activation_funcs.values() if info.cuda_idx == act_idx)
+        v = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)]) if b.numel() else x
+        f = lambda s: info.func(s, alpha)
+        derivative = {0: f, 1: torch.func.grad(f), 2: torch.func.grad(torch.func.grad(f))}[mode]
+        values = torch.func.vmap(derivative)(v.flatten()).reshape(v.shape)
+        y = info.func(v, alpha) * gain
+        if mode == 0:
+            return y.clamp(-clamp, clamp) if clamp >= 0 else y
+        passes = (y.abs() <= clamp) if clamp >= 0 else torch.ones_like(y, dtype=torch.bool)
+        return dy * gain * values * passes
+
+
+class _StandInUpfirdn2dPlugin:
+    @staticmethod
+    def upfirdn2d(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain):
+        assert f.ndim == 2 and f.dtype == torch.float32
+        spec = dict(up=(upx, upy), down=(downx, downy), padding=(px0, px1, py0, py1), flip_filter=flip_filter, gain=gain)
+        return upfirdn2d._upfirdn2d_ref(x, f, spec)
+
+
+@pytest.mark.parametrize('act', sorted(EXPECTED_DEFAULTS))
+def test_bias_act_cuda_autograd_structure(act, monkeypatch):
+    monkeypatch.setattr(bias_act, '_plugin', lambda: _StandInBiasActPlugin)
+    x, b = _rand(2, 3, seed=70, requires_grad=True), _rand(3, seed=71, requires_grad=True)
+    for clamp in [None, 0.8]:
+        spec = bias_act._parse_args(x, b, 1, act, None, None, clamp, 'cuda')
+        fn = lambda x, b: bias_act._BiasActCuda.apply(x, b, spec)
+        np.testing.assert_allclose(fn(x, b).detach().numpy(), bias_act._bias_act_ref(x, b, spec).detach().numpy(), rtol=1e-12)
+        assert torch.autograd.gradcheck(fn, [x, b], fast_mode=True)
+        assert torch.autograd.gradgradcheck(fn, [x, b], fast_mode=True)
+
+
+def test_bias_act_cuda_third_order_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(bias_act, '_plugin', lambda: _StandInBiasActPlugin)
+    x = _rand(5, seed=72, requires_grad=True)
+    spec = bias_act._parse_args(x, None, 0, 'tanh', None, None, None, 'cuda')
+    (g1,) = torch.autograd.grad(bias_act._BiasActCuda.apply(x, None, spec).sum(), [x], create_graph=True)
+    (g2,) = torch.autograd.grad(g1.sum(), [x], create_graph=True)
+    with pytest.raises(NotImplementedError, match="impl='ref'"):
+        torch.autograd.grad(g2.sum(), [x])
+
+
+@pytest.mark.parametrize('case', [0, 2, 3, 4])
+def test_upfirdn2d_cuda_autograd_structure(case, monkeypatch):
+    monkeypatch.setattr(upfirdn2d, '_plugin', lambda: _StandInUpfirdn2dPlugin)
+    shape, taps, up, down, padding, flip_filter, gain = UPFIRDN_CASES[case]
+    x = _rand(1, 1, *shape[2:], seed=80 + case, requires_grad=True)
+    f = None if taps is None else upfirdn2d.setup_filter(taps, normalize=False)
+    spec = upfirdn2d._parse_args(x, f, up, down, padding, flip_filter, gain, 'cuda')
+    fn = lambda x: upfirdn2d._upfirdn2d_cuda(x, f, spec)
+    np.testing.assert_allclose(fn(x).detach().numpy(), upfirdn2d._upfirdn2d_ref(x, f, spec).detach().numpy(), rtol=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(fn, [x], fast_mode=True)
+    assert torch.autograd.gradgradcheck(fn, [x], fast_mode=True)
+
+
+# ----------------------------------------------------------------------------
+# The real plugins against the reference paths (GPU machines only).
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+
+
+@requires_cuda
+@pytest.mark.parametrize('act', sorted(EXPECTED_DEFAULTS))
+def test_bias_act_plugin_matches_ref(act, monkeypatch):
+    monkeypatch.setenv('STYLEFORMER_STRICT_OPS', '1')  # A build failure must fail, not compare ref with ref.
+    x = _rand(3, 6, 5, 7, seed=90).cuda().requires_grad_(True)
+    b = _rand(6, seed=91).cuda().requires_grad_(True)
+    for clamp in [None, 0.6]:
+        outs = {}
+        for impl in ['ref', 'cuda']:
+            y = bias_act.bias_act(x, b, act=act, clamp=clamp, impl=impl)
+            gx, gb = torch.autograd.grad((y * y.detach().cos()).sum(), [x, b], create_graph=True)
+            ggx, ggb = torch.autograd.grad((gx.square().sum() + gb.sum()), [x, b])
+            outs[impl] = [y, gx, gb, ggx, ggb]
+        for ref, cuda in zip(outs['ref'], outs['cuda']):
+            torch.testing.assert_close(cuda, ref, rtol=1e-10, atol=1e-10)
+    for dtype in [torch.float32, torch.float16, torch.bfloat16]:
+        xl, bl = x.detach().to(dtype), b.detach().to(dtype)
+        torch.testing.assert_close(bias_act.bias_act(xl, bl, act=act, impl='cuda').double(),
+                                   bias_act.bias_act(xl.double(), bl.double(), act=act, impl='ref'),
+                                   rtol=1e-2 if dtype != torch.float32 else 1e-5, atol=1e-2 if dtype != torch.float32 else 1e-5)
+
+
+@requires_cuda
+@pytest.mark.parametrize('case', range(len(UPFIRDN_CASES)))
+def test_upfirdn2d_plugin_matches_ref(case, monkeypatch):
+    monkeypatch.setenv('STYLEFORMER_STRICT_OPS', '1')
+    shape, taps, up, down, padding, flip_filter, gain = UPFIRDN_CASES[case]
+    x = _rand(*shape, seed=case).cuda().requires_grad_(True)
+    f = None if taps is None else upfirdn2d.setup_filter(taps, device=x.device, normalize=False)
+    outs = {}
+    for impl in ['ref', 'cuda']:
+        y = upfirdn2d.upfirdn2d(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain, impl=impl)
+        (gx,) = torch.autograd.grad((y * y.detach().sin()).sum(), [x])
+        outs[impl] = [y, gx]
+    for ref, cuda in zip(outs['ref'], outs['cuda']):
+        torch.testing.assert_close(cuda, ref, rtol=1e-6, atol=1e-6)  # Filter taps are float32 in the kernel.
+    for dtype in [torch.float32, torch.float16, torch.bfloat16]:
+        xl = x.detach().to(dtype)
+        torch.testing.assert_close(upfirdn2d.upfirdn2d(xl, f, up=up, down=down, padding=padding, impl='cuda').float(),
+                                   upfirdn2d.upfirdn2d(xl.float(), f, up=up, down=down, padding=padding, impl='ref'),
+                                   rtol=2e-2 if dtype != torch.float32 else 1e-5, atol=2e-2 if dtype != torch.float32 else 1e-5)
