@@ -28,7 +28,7 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
         raise ValueError(f'conv2d_resample: up and down must be ints >= 1, got up={up}, down={down}')
     if x.shape[1] != w.shape[1] * groups:
         raise ValueError(f'conv2d_resample: x has {x.shape[1]} channels but w expects {w.shape[1]} x {groups} groups')
-    out_channels, in_per_group, kh, kw = w.shape
+    kh, kw = w.shape[2:]
     fw, fh = _filter_size(f)
     px0, px1, py0, py1 = _parse_padding(padding)
 
