@@ -206,11 +206,10 @@ class Encoderlayer(torch.nn.Module):
         dt, c = x.dtype, self.h_dim
         qkv_weight = torch.cat([self.q_weight, self.k_weight, self.v_weight])
         dq, dk, dv = demodulation(qkv_weight, s_in).split(c, dim=1)
-        qkv = torch.matmul(x, qkv_weight.t().to(dt))
+        q, k, v = torch.matmul(x, qkv_weight.t().to(dt)).split(c, dim=-1)
         # q.k only sees the product of the q and k scales, so k stays unscaled.
-        q = qkv[..., :c] * (dq * dk).to(dt).unsqueeze(1)
-        k = qkv[..., c:2 * c]
-        v = qkv[..., 2 * c:] * (dv * s_out).to(dt).unsqueeze(1)
+        q = q * (dq * dk).to(dt).unsqueeze(1)
+        v = v * (dv * s_out).to(dt).unsqueeze(1)
         v_attn = v
         if self.proj_weight is not None:
             proj = self.proj_weight.to(dt)
