@@ -447,3 +447,17 @@ def test_upfirdn2d_plugin_matches_ref(case, monkeypatch):
         torch.testing.assert_close(upfirdn2d.upfirdn2d(xl, f, up=up, down=down, padding=padding, impl='cuda').float(),
                                    upfirdn2d.upfirdn2d(xl.float(), f, up=up, down=down, padding=padding, impl='ref'),
                                    rtol=2e-2 if dtype != torch.float32 else 1e-5, atol=2e-2 if dtype != torch.float32 else 1e-5)
+
+
+@requires_cuda
+def test_grid_sample_double_backward_cuda():
+    x = _rand(1, 2, 4, 5, seed=52).cuda().requires_grad_(True)
+    grid = (torch.rand(1, 3, 2, 2, generator=torch.Generator().manual_seed(53), dtype=torch.float64) * 2 - 1).cuda().requires_grad_(True)
+    assert torch.autograd.gradgradcheck(grid_sample_gradfix.grid_sample, [x, grid])
+
+
+def test_upfirdn2d_trainable_filter_gets_gradients():
+    x = _rand(1, 1, 4, 4, seed=54)
+    f = upfirdn2d.setup_filter([1, 2, 1]).double().requires_grad_(True)
+    upfirdn2d.upsample2d(x, f).square().sum().backward()
+    assert f.grad is not None and f.grad.abs().sum() > 0

@@ -2,8 +2,8 @@
 
 StyleGAN2-ADA needed a custom op here because PyTorch could not differentiate
 `aten::grid_sampler_2d_backward` (the failure "derivative for aten::grid_sampler_2d_backward
-is not implemented" on torch up to about 2.1). Current PyTorch implements that derivative,
-so the native op is enough; tests/test_ops.py checks the double backward against
+is not implemented" on torch up to about 2.1). Current PyTorch differentiates it on every
+device (`grid_sampler_2d_double_backward` in its derivatives.yaml), so the native op is enough; tests/test_ops.py checks the double backward against
 gradgradcheck and the values against an independent bilinear sampler.
 """
 
