@@ -34,6 +34,15 @@ def fashion_zip(tmp_path_factory):
     assert result.exit_code == 0, result.output
     return dest
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: these small networks gain nothing from more, and on a busy 2-core
+    machine (the test suite) extra threads thrash (measured 15x slower with 2)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 def tiny_options(data, **overrides):
     """Training-loop kwargs of the tiny preset, built by train.py's option code."""
     from train import setup_training_options
@@ -133,42 +142,49 @@ def test_nan_stops_training_without_writing_a_bad_snapshot(fashion_zip, tmp_path
         training_loop(run_dir=str(tmp_path), **args)
     assert not [n for n in os.listdir(tmp_path) if n.startswith('network-snapshot-')]
 
+@pytest.fixture(scope='module')
+def fashion16_zip(fashion_zip, tmp_path_factory):
+    """The same images at 16x16: a CPU learns enough there in a minute."""
+    import dataset_tool
+    dest = str(tmp_path_factory.mktemp('data16') / 'fashion16.zip')
+    result = CliRunner().invoke(dataset_tool.main, ['--source', fashion_zip, '--dest', dest, '--width', '16', '--height', '16'])
+    assert result.exit_code == 0, result.output
+    return dest
+
 @pytest.mark.slow
-def test_learning_on_fashion_mnist(fashion_zip, tmp_path):
-    """A short CPU run: D learns to tell reals from fakes, and G's output statistics move toward
-    the data (histogram of pixel values + mean image). Thresholds come from measured runs."""
+def test_learning_on_fashion_mnist(fashion16_zip, tmp_path):
+    """A short CPU run of the tiny preset (16x16 variant): D learns to tell reals from fakes, and
+    the pixel statistics of G_ema's images (mean image and histogram of pixel values) move
+    toward the data's. Thresholds from measured runs (seed 0, 16x16, batch 16): distance ratio
+    0.53-0.60 after 120-200 steps, separation 0.28-0.51 from 0.03."""
     from training.training_loop import training_loop
-    args = tiny_options(fashion_zip, batch=8, aug='noaug')
+    args = tiny_options(fashion16_zip, batch=16, aug='noaug', g_dict=['32', '16'], num_layers=['1', '1'])
     args.D_kwargs.update(channel_base=512, channel_max=32)
-    iterations = 60
-    args.total_kimg, args.kimg_per_tick = iterations * 8 / 1000, 1000
+    args.total_kimg, args.kimg_per_tick = 160 * 16 / 1000, 1000
     args.image_snapshot_ticks = args.network_snapshot_ticks = None
     training_set = dnnlib.util.construct_class_by_name(**args.training_set_kwargs)
     reals = torch.tensor(np.stack([training_set[i][0] for i in range(256)])).float() / 127.5 - 1
+    c = torch.zeros([256, 0])
+    z = torch.randn([256, args.G_kwargs.z_dim], generator=torch.Generator().manual_seed(123))
 
     @torch.no_grad()
-    def measure(G, D):
-        c = torch.zeros([256, 0])
-        fakes = G(torch.randn([256, G.z_dim], generator=torch.Generator().manual_seed(123)), c, noise_mode='const')
-        separation = (D(reals, c).mean() - D(fakes, c).mean()).item()
+    def pixel_distance(G):
+        fakes = G(z, c, noise_mode='const')
         hist = lambda x: torch.histc(x.clamp(-1, 1), bins=16, min=-1, max=1) / x.numel()
-        distance = (fakes.mean(0) - reals.mean(0)).square().mean().sqrt().item() + (hist(fakes) - hist(reals)).abs().sum().item()
-        return separation, distance
+        return (fakes.mean(0) - reals.mean(0)).square().mean().sqrt().item() + (hist(fakes) - hist(reals)).abs().sum().item()
+
+    @torch.no_grad()
+    def separation(G, D):
+        return (D(reals, c).mean() - D(G(z, c, noise_mode='const'), c).mean()).item()
 
     torch.manual_seed(args.random_seed) # The loop builds its networks from this seed: these are its initial ones.
-    G0 = dnnlib.util.construct_class_by_name(**args.G_kwargs, c_dim=0, img_resolution=32, img_channels=1).train()
-    D0 = dnnlib.util.construct_class_by_name(**args.D_kwargs, c_dim=0, img_resolution=32, img_channels=1).train()
-    separation0, distance0 = measure(G0, D0)
+    G0 = dnnlib.util.construct_class_by_name(**args.G_kwargs, c_dim=0, img_resolution=16, img_channels=1).train()
+    D0 = dnnlib.util.construct_class_by_name(**args.D_kwargs, c_dim=0, img_resolution=16, img_channels=1).train()
+    distance0, separation0 = pixel_distance(G0), separation(G0, D0)
     result = training_loop(run_dir=str(tmp_path), **args)
-    separation, distance = measure(result['G'], result['D'])
-    assert abs(separation0) < LEARN_INITIAL_SEPARATION_MAX
-    assert separation > LEARN_SEPARATION_MIN
-    assert distance < LEARN_DISTANCE_RATIO_MAX * distance0
-
-# Measured on this CPU (seed 0, 60 iterations of batch 8): see the report in the commit log.
-LEARN_INITIAL_SEPARATION_MAX = 0.5
-LEARN_SEPARATION_MIN = 1.0
-LEARN_DISTANCE_RATIO_MAX = 0.6
+    assert abs(separation0) < 0.1
+    assert separation(result['G'], result['D']) > 0.15
+    assert pixel_distance(result['G_ema']) < 0.75 * distance0
 
 #----------------------------------------------------------------------------
 # Processes and resume, end to end through train.py.
@@ -227,10 +243,31 @@ def test_resume_after_sigkill_continues_exactly(fashion_zip, tmp_path):
 
     stats_a, stats_b2 = last_stats(run_a), last_stats(run_b2)
     assert stats_b2['Progress/kimg']['mean'] == stats_a['Progress/kimg']['mean'] == pytest.approx(0.096)
-    assert stats_b2['Progress/augment']['mean'] == stats_a['Progress/augment']['mean']
+    assert stats_b2['Progress/augment']['mean'] == stats_a['Progress/augment']['mean'] > 0 # p moved (6.4e-5 measured).
     snap_a, snap_b2 = final_snapshot(run_a), final_snapshot(run_b2)
     for name in ['G', 'D', 'G_ema']:
         assert max_param_diff(snap_a[name], snap_b2[name]) < 1e-5, name
     assert float(snap_a['augment_pipe'].p) == float(snap_b2['augment_pipe'].p)
 
 #----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_sigterm_writes_a_final_snapshot(fashion_zip, tmp_path):
+    """SIGTERM mid-run: the run saves a snapshot (with its training state) where it stands and exits cleanly."""
+    proc = run_cli(_cli_args(fashion_zip, tmp_path, 10, ['--batch=4', '--snap=1000']))
+    stats = None
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        runs = only_run_dir(tmp_path)
+        stats = os.path.join(runs[0], 'stats.jsonl') if runs else None
+        if stats and os.path.isfile(stats) and open(stats).read().count('\n') >= 1: # Tick 0 done, training goes on.
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, output
+    assert 'Received SIGTERM' in output and 'exiting' in output
+    run_dir = os.path.dirname(stats)
+    state = snapshot.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl'))
+    assert state is not None and state['cur_nimg'] >= 8 and state['cur_nimg'] % 4 == 0 # Past tick 0's snapshot (4 images).
+    assert legacy.load_network_pkl(os.path.join(run_dir, 'network-snapshot-000000.pkl'))['G_ema'] is not None
