@@ -81,6 +81,14 @@ def test_bias_act_kernel_math(dtype):
             torch.testing.assert_close(run(2), dy.double() * d2, **tol, msg=f'{act} clamp={clamp} second derivative')
 
 
+@pytest.mark.slow
+def test_bias_act_kernel_without_bias_ignores_dim():
+    plugin = _build('bias_act')
+    x = torch.randn(7, dtype=torch.float64)  # 1-D: the default dim=1 does not exist, and needs not without a bias.
+    y = plugin.bias_act(x, x.new_empty([0]), x.new_empty([0]), 0, 1, bias_act.activation_funcs['lrelu'].cuda_idx, 0.2, 2 ** 0.5, -1.0)
+    torch.testing.assert_close(y, bias_act.bias_act(x, act='lrelu', impl='ref'), rtol=1e-12, atol=1e-12)
+
+
 UPFIRDN_CASES = [  # shape, taps, up, down, padding [x0, x1, y0, y1], flip_filter, gain
     ([2, 3, 5, 7], [[1, 3, 3, 1], [2, 0, 1, 1]], [2, 2], [1, 1], [2, 1, 2, 1], False, 4),
     ([1, 2, 7, 5], [[1, 2, 0], [0.5, 1, 3]], [2, 3], [3, 2], [0, 2, 1, 3], True, 0.5),

@@ -27,9 +27,9 @@ static torch::Tensor bias_act(torch::Tensor x, torch::Tensor b, torch::Tensor dy
                               int64_t act, double alpha, double gain, double clamp) {
     TORCH_CHECK(mode >= 0 && mode <= 2, "bias_act: mode must be 0, 1 or 2");
     TORCH_CHECK(act >= kLinear && act <= kSwish, "bias_act: unknown activation code ", act);
-    TORCH_CHECK(dim >= 0 && dim < x.dim(), "bias_act: dim out of range");
     x = x.contiguous();
     if (b.numel() > 0) {
+        TORCH_CHECK(dim >= 0 && dim < x.dim(), "bias_act: dim out of range");
         TORCH_CHECK(b.dim() == 1 && b.size(0) == x.size(dim), "bias_act: b must be 1-D with x.size(dim) elements");
         TORCH_CHECK(b.device() == x.device() && b.scalar_type() == x.scalar_type(), "bias_act: b must match x in device and dtype");
         b = b.contiguous();
@@ -49,8 +49,8 @@ static torch::Tensor bias_act(torch::Tensor x, torch::Tensor b, torch::Tensor dy
     p.dy = mode > 0 ? dy.data_ptr() : nullptr;
     p.out = out.data_ptr();
     p.numel = x.numel();
-    p.bias_stride = x.stride(dim);
-    p.bias_size = x.size(dim);
+    p.bias_stride = b.numel() > 0 ? x.stride(dim) : 1;
+    p.bias_size = b.numel() > 0 ? x.size(dim) : 1;
     p.mode = static_cast<int>(mode);
     p.act = static_cast<int>(act);
     p.alpha = alpha;
