@@ -89,6 +89,23 @@ def test_bias_act_kernel_without_bias_ignores_dim():
     torch.testing.assert_close(y, bias_act.bias_act(x, act='lrelu', impl='ref'), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
+def test_bias_act_kernel_keeps_dense_layouts():
+    plugin = _build('bias_act')
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 5, 3, 4, generator=g, dtype=torch.float64).to(memory_format=torch.channels_last)
+    b, dy = torch.randn(5, generator=g, dtype=torch.float64), torch.randn(2, 5, 3, 4, generator=g, dtype=torch.float64)
+    idx = bias_act.activation_funcs['swish'].cuda_idx
+    y = plugin.bias_act(x, b, x.new_empty([0]), 0, 1, idx, 0.0, 1.0, -1.0)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, bias_act.bias_act(x, b, act='swish', impl='ref'), rtol=1e-12, atol=1e-12)
+    # A gradient in another layout than x (here NCHW) is matched to x's layout first.
+    xr = x.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(bias_act.bias_act(xr, b, act='swish', impl='ref'), [xr], dy)
+    dx = plugin.bias_act(x, b, dy, 1, 1, idx, 0.0, 1.0, -1.0)
+    torch.testing.assert_close(dx, expected, rtol=1e-12, atol=1e-12)
+
+
 UPFIRDN_CASES = [  # shape, taps, up, down, padding [x0, x1, y0, y1], flip_filter, gain
     ([2, 3, 5, 7], [[1, 3, 3, 1], [2, 0, 1, 1]], [2, 2], [1, 1], [2, 1, 2, 1], False, 4),
     ([1, 2, 7, 5], [[1, 2, 0], [0.5, 1, 3]], [2, 3], [3, 2], [0, 2, 1, 3], True, 0.5),

@@ -27,7 +27,10 @@ static torch::Tensor bias_act(torch::Tensor x, torch::Tensor b, torch::Tensor dy
                               int64_t act, double alpha, double gain, double clamp) {
     TORCH_CHECK(mode >= 0 && mode <= 2, "bias_act: mode must be 0, 1 or 2");
     TORCH_CHECK(act >= kLinear && act <= kSwish, "bias_act: unknown activation code ", act);
-    x = x.contiguous();
+    // Any dense layout works (channels_last included): element i's bias index follows from
+    // its memory offset and x.stride(dim). The output keeps the layout of x.
+    if (!x.is_non_overlapping_and_dense())
+        x = x.contiguous();
     if (b.numel() > 0) {
         TORCH_CHECK(dim >= 0 && dim < x.dim(), "bias_act: dim out of range");
         TORCH_CHECK(b.dim() == 1 && b.size(0) == x.size(dim), "bias_act: b must be 1-D with x.size(dim) elements");
@@ -37,9 +40,10 @@ static torch::Tensor bias_act(torch::Tensor x, torch::Tensor b, torch::Tensor dy
     if (mode > 0) {
         TORCH_CHECK(dy.sizes() == x.sizes(), "bias_act: dy must have the shape of x");
         TORCH_CHECK(dy.device() == x.device() && dy.scalar_type() == x.scalar_type(), "bias_act: dy must match x in device and dtype");
-        dy = dy.contiguous();
+        if (dy.strides() != x.strides())
+            dy = torch::empty_like(x).copy_(dy);
     }
-    auto out = torch::empty_like(x, at::MemoryFormat::Contiguous);
+    auto out = torch::empty_like(x);
     if (x.numel() == 0)
         return out;
 

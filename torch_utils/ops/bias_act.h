@@ -13,12 +13,12 @@ enum BiasActKind { kLinear = 1, kRelu, kLrelu, kTanh, kSigmoid, kElu, kSelu, kSo
 // mode 1: out = dy * gain * f'(x + b) * [|gain * f(x + b)| <= clamp]
 // mode 2: out = dy * gain * f''(x + b) * [|gain * f(x + b)| <= clamp]
 struct BiasActParams {
-    const void* x;
+    const void* x;       // Dense (any dimension order); dy and out share its strides.
     const void* b;       // nullptr: no bias.
     const void* dy;      // Used by modes 1 and 2.
     void* out;
     int64_t numel;
-    int64_t bias_stride; // Bias index of element i = (i / bias_stride) % bias_size.
+    int64_t bias_stride; // Bias index of the element at memory offset i = (i / bias_stride) % bias_size.
     int64_t bias_size;
     int mode;
     int act;
