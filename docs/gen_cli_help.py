@@ -9,6 +9,7 @@ process so that torch is imported once. The fixed width keeps the files the same
 terminal.
 """
 
+import argparse
 import contextlib
 import io
 import os
@@ -52,11 +53,9 @@ def render_help(tool):
 
 
 def main():
-    dest = os.path.join(REPO_ROOT, 'docs')
-    for arg in sys.argv[1:]:
-        if not arg.startswith('--dest='):
-            sys.exit(f'Unknown argument {arg!r}. Usage: python docs/gen_cli_help.py [--dest=DIR]')
-        dest = arg[len('--dest='):]
+    parser = argparse.ArgumentParser(description='Write <tool>-help.txt from the --help of every command-line tool.')
+    parser.add_argument('--dest', metavar='DIR', default=os.path.join(REPO_ROOT, 'docs'), help='Output folder [default: docs/]')
+    dest = os.path.abspath(parser.parse_args().dest)
     os.environ['COLUMNS'] = TERMINAL_COLUMNS
     os.chdir(REPO_ROOT)
     sys.path.insert(0, REPO_ROOT)
