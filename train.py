@@ -141,6 +141,9 @@ def setup_training_options(
             shape[name] = value
     if linformer is not None:
         shape.linformer = linformer
+    if 'resolution' in preset and preset['resolution'] != resolution and g_dict is None and num_layers is None:
+        raise UserError(f'--cfg={cfg} is built for {preset["resolution"]}x{preset["resolution"]} images, but the dataset is '
+            f'{resolution}x{resolution}; pick a preset of that size, or give --g_dict and --num_layers')
     start_res = preset.get('start_res')
     if start_res is None: # Resolutions like 48 and 96 start at 12x12.
         start_res = 12 if presets.stage_count(resolution, 8) is None and presets.stage_count(resolution, 12) is not None else 8
