@@ -16,6 +16,8 @@ Where they come from, first match wins:
    network. It has no classifier head, so IS still needs the NVIDIA file.
 
 Every detector takes uint8 images [N, C, H, W] of any size; 1-channel images are repeated to 3.
+NVIDIA's pickles are unpickled as published (that runs code from the file), so only files
+from the standard URLs or ones the user names are ever loaded.
 """
 
 import functools
