@@ -33,7 +33,7 @@ def test_notebook_runs_with_small_settings(tmp_path, monkeypatch):
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')           # The CPU path, also on a GPU machine.
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(notebook, timeout=540, kernel_name='python3', resources={'metadata': {'path': os.path.join(REPO_ROOT, 'docs')}})
+    client = NotebookClient(notebook, timeout=540, startup_timeout=180, kernel_name='python3', resources={'metadata': {'path': os.path.join(REPO_ROOT, 'docs')}})
     client.execute() # Raises CellExecutionError (with the cell's output) when a cell fails.
 
     # The dataset: the requested number of images, 32x32 zip layout with labels.
