@@ -271,3 +271,24 @@ def test_sigterm_writes_a_final_snapshot(fashion_zip, tmp_path):
     state = snapshot.load_training_state(os.path.join(run_dir, 'network-snapshot-000000.pkl'))
     assert state is not None and state['cur_nimg'] >= 8 and state['cur_nimg'] % 4 == 0 # Past tick 0's snapshot (4 images).
     assert legacy.load_network_pkl(os.path.join(run_dir, 'network-snapshot-000000.pkl'))['G_ema'] is not None
+
+@pytest.mark.slow
+def test_snapshot_without_training_state_starts_fresh(fashion_zip, tmp_path, capsys):
+    """A snapshot without its state file (as published snapshots are) gives the networks'
+    weights but fresh optimizers and counters from zero."""
+    from training.training_loop import training_loop
+    args = tiny_options(fashion_zip, batch=4, aug='noaug')
+    args.total_kimg, args.kimg_per_tick = 0.004, 1
+    args.image_snapshot_ticks, args.network_snapshot_ticks = None, 1
+    first = training_loop(run_dir=str(tmp_path), **args)
+    pkl = first['snapshot_pkl']
+    os.remove(snapshot.training_state_path_for(pkl))
+    resumed_dir = tmp_path / 'resumed'
+    resumed_dir.mkdir()
+    args.total_kimg = 0.008
+    training_loop(run_dir=str(resumed_dir), resume_pkl=pkl, **args)
+    assert 'No training state beside the snapshot: fresh optimizers' in capsys.readouterr().out
+    import json
+    with open(resumed_dir / 'stats.jsonl') as f:
+        kimgs = [json.loads(line)['Progress/kimg']['mean'] for line in f]
+    assert kimgs == pytest.approx([0.004, 0.008]) # Ticks counted from zero (an exact resume would log 0.008 only).
