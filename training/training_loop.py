@@ -25,7 +25,6 @@ from torch_utils import distributed
 from torch_utils import misc
 from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
-from torch_utils.ops import grid_sample_gradfix
 from training import snapshot
 from training.augment import AdaController
 
@@ -112,6 +111,12 @@ class StopRequest:
         self.requested = True
         print(f'\nReceived {signal.Signals(signum).name}: saving a snapshot, then exiting (send again to exit now).', flush=True)
 
+def _leave_stop_signals_to_main(_worker_id):
+    """Ctrl-C and `kill -TERM -PGID` reach the whole process group: data workers ignore them,
+    so that the main process can still write its final snapshot (and then stops them)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
 def _any_rank(flag, device):
     """True on all ranks when `flag` is true on any."""
     if distributed.get_world_size() == 1:
@@ -196,7 +201,6 @@ def training_loop(
         torch.backends.cuda.matmul.allow_tf32 = allow_tf32
         torch.backends.cudnn.allow_tf32 = allow_tf32
     conv2d_gradfix.enabled = True       # Faster; supports R1's double backward.
-    grid_sample_gradfix.enabled = True  # Double backward through the augment pipe.
 
     # Resume state, read first: it decides where the data stream starts.
     resume_data = resume_state = None
@@ -224,6 +228,8 @@ def training_loop(
     loader_kwargs['pin_memory'] = loader_kwargs.get('pin_memory', False) and device.type == 'cuda'
     if loader_kwargs.get('num_workers', 0) == 0:
         loader_kwargs.pop('prefetch_factor', None)
+    else:
+        loader_kwargs['worker_init_fn'] = _leave_stop_signals_to_main
     training_set_iterator = iter(torch.utils.data.DataLoader(dataset=training_set, sampler=sampler, batch_size=batch_size // world, **loader_kwargs))
     if rank == 0:
         print()
