@@ -1,25 +1,19 @@
 """Bilinear grid sampling (zeros padding, align_corners=False) with double backward.
 
-R1 through the ADA augment pipe differentiates the gradient of grid_sample. PyTorch's
-native op supports that on the CPU, but not on CUDA (checked on an H200 with torch 2.11:
-"derivative for aten::grid_sampler_2d_backward is not implemented", the same failure
-StyleGAN2-ADA users hit on every torch newer than 1.8). Off the CPU we therefore sample
-with `bilinear_grid_sample`, written with gather and arithmetic only, so autograd
-differentiates it to any order on every device.
+R1 through the ADA augment pipe differentiates the gradient of grid_sample. Whether
+PyTorch's native op allows that depends on the version and the device: torch 2.13 does on
+the CPU, but torch 2.11 fails on the CPU and on CUDA (checked on an H200) with "derivative
+for aten::grid_sampler_2d_backward is not implemented", the failure StyleGAN2-ADA users hit
+on every torch after 1.8. So we sample with gather and arithmetic only, which autograd
+differentiates to any order on every device and version.
 """
 
 import torch
 
 
 def grid_sample(input, grid):
-    """input: [N, C, H, W]; grid: [N, H_out, W_out, 2] with (x, y) in [-1, 1]."""
-    if input.device.type == 'cpu':
-        return torch.nn.functional.grid_sample(input, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
-    return bilinear_grid_sample(input, grid)
-
-
-def bilinear_grid_sample(input, grid):
-    """Same result as the native op, built from differentiable elementary operations."""
+    """Same result as torch.nn.functional.grid_sample(input, grid, 'bilinear', 'zeros',
+    align_corners=False). input: [N, C, H, W]; grid: [N, H_out, W_out, 2], (x, y) in [-1, 1]."""
     N, C, H, W = input.shape
     _, H_out, W_out, _ = grid.shape
     # align_corners=False: -1 and +1 are the outer edges of the border pixels.
