@@ -260,3 +260,16 @@ def test_discriminator_mbstd_and_fp16_cpu():
         D(img[:6], None)
     with pytest.raises(ValueError, match='img has shape'):
         D(torch.randn(2, 3, 8, 8), None)
+
+
+@pytest.mark.parametrize('resolution, blocks, epilogue', [(48, ['b48', 'b24', 'b12'], 'b6'), (96, ['b96', 'b48', 'b24', 'b12'], 'b6'), (32, ['b32', 'b16', 'b8'], 'b4')])
+def test_discriminator_non_power_of_two_resolutions(resolution, blocks, epilogue):
+    # STL-10 trains at 48x48: halve while even and >= 4, then the epilogue; powers of two keep b4.
+    D = Discriminator(c_dim=0, img_resolution=resolution, img_channels=3, channel_base=256, channel_max=16, num_fp16_res=2)
+    assert [f'b{res}' for res in D.block_resolutions] == blocks and D.epilogue_name == epilogue
+    assert [name for name, block in D.named_children() if getattr(block, 'use_fp16', False)] == blocks[:2]
+    img = torch.randn(2, 3, resolution, resolution, requires_grad=True)
+    logits = D(img, torch.zeros(2, 0))
+    assert logits.shape == (2, 1) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    assert torch.isfinite(img.grad).all() and img.grad.abs().sum() > 0

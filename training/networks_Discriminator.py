@@ -1,8 +1,9 @@
 """StyleGAN2-ADA discriminator, with the published constructor kwargs and state-dict keys.
 
-Blocks b{res} run from img_resolution down to 8, halving the resolution each time; the
-epilogue b4 appends minibatch-standard-deviation features, then conv, fc and the output
-layer. Architectures: 'orig' (image enters the first block only), 'skip' (a downsampled
+Blocks b{res} run from img_resolution down, halving the resolution each time, to the
+epilogue, which appends minibatch-standard-deviation features, then conv, fc and the output
+layer. For a power of two that is b4 at 4x4, as published; other sizes halve while they
+stay even and at least 4 (48 and 96 end in an epilogue b6 at 6x6, for STL-10). Architectures: 'orig' (image enters the first block only), 'skip' (a downsampled
 image enters every block through fromRGB), 'resnet' (residual blocks with a 1x1 skip).
 With c_dim > 0 a mapping network embeds the label into `cmap` and the logit is the scaled
 dot product of the output with it (projection discriminator).
@@ -173,7 +174,7 @@ class DiscriminatorEpilogue(torch.nn.Module):
 class Discriminator(torch.nn.Module):
     def __init__(self,
         c_dim,                          # Label size, 0 = unconditional.
-        img_resolution,                 # Input resolution (a power of two >= 4).
+        img_resolution,                 # Input resolution (>= 4; e.g. 32, 48, 64).
         img_channels,                   # Number of input image channels.
         architecture        = 'resnet', # 'orig', 'skip' or 'resnet'.
         channel_base        = 32768,    # Channels at resolution r: min(channel_base // r, channel_max).
@@ -186,17 +187,22 @@ class Discriminator(torch.nn.Module):
         epilogue_kwargs     = {},       # Arguments for DiscriminatorEpilogue (e.g. mbstd_group_size).
     ):
         super().__init__()
-        log2 = int(np.log2(img_resolution)) if img_resolution >= 4 else 0
-        if img_resolution < 4 or 2 ** log2 != img_resolution:
-            raise ValueError(f'Discriminator img_resolution must be a power of two >= 4, got {img_resolution}.')
+        if img_resolution < 4:
+            raise ValueError(f'Discriminator img_resolution must be at least 4, got {img_resolution}.')
         self.c_dim = c_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
-        self.block_resolutions = [2 ** i for i in range(log2, 2, -1)]
-        channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions + [4]}
-        fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8)
+        self.block_resolutions = []
+        bottom = img_resolution
+        while bottom % 2 == 0 and bottom // 2 >= 4:
+            self.block_resolutions.append(bottom)
+            bottom //= 2
+        self.epilogue_name = f'b{bottom}'
+        channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions + [bottom]}
+        # The top num_fp16_res resolutions, counting the epilogue's, as published; never below 8x8.
+        fp16_resolutions = {res for res in (self.block_resolutions + [bottom])[:num_fp16_res] if res >= 8}
         if cmap_dim is None:
-            cmap_dim = channels[4]
+            cmap_dim = channels[bottom]
         if c_dim == 0:
             cmap_dim = 0
 
@@ -204,12 +210,12 @@ class Discriminator(torch.nn.Module):
         layer_idx = 0
         for res in self.block_resolutions:
             block = DiscriminatorBlock(channels[res] if res < img_resolution else 0, channels[res], channels[res // 2],
-                resolution=res, first_layer_idx=layer_idx, use_fp16=(res >= fp16_resolution), **block_kwargs, **common)
+                resolution=res, first_layer_idx=layer_idx, use_fp16=(res in fp16_resolutions), **block_kwargs, **common)
             setattr(self, f'b{res}', block)
             layer_idx += block.num_layers
         if c_dim > 0:
             self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None, **mapping_kwargs)
-        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, **epilogue_kwargs, **common)
+        setattr(self, self.epilogue_name, DiscriminatorEpilogue(channels[bottom], cmap_dim=cmap_dim, resolution=bottom, **epilogue_kwargs, **common))
 
     def forward(self, img, c, update_emas=False, force_fp32=None):
         """img: [N, img_channels, img_resolution, img_resolution]; c: [N, c_dim] -> logits [N, 1].
@@ -222,7 +228,7 @@ class Discriminator(torch.nn.Module):
         cmap = None
         if self.c_dim > 0:
             cmap = self.mapping(None, c)
-        return self.b4(x, img, cmap)
+        return getattr(self, self.epilogue_name)(x, img, cmap)
 
     def extra_repr(self):
         return f'c_dim={self.c_dim}, img_resolution={self.img_resolution}, img_channels={self.img_channels}'
