@@ -253,8 +253,9 @@ def test_resume_after_sigkill_continues_exactly(fashion_zip, tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_writes_a_final_snapshot(fashion_zip, tmp_path):
-    """SIGTERM mid-run: the run saves a snapshot (with its training state) where it stands and exits cleanly."""
-    proc = run_cli(_cli_args(fashion_zip, tmp_path, 10, ['--batch=4', '--snap=1000']))
+    """SIGTERM to the whole process group (as Ctrl-C or `timeout` deliver it, data workers
+    included): the run saves a snapshot (with its training state) where it stands and exits cleanly."""
+    proc = run_cli(_cli_args(fashion_zip, tmp_path, 10, ['--batch=4', '--snap=1000', '--workers=1']), start_new_session=True)
     stats = None
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
@@ -263,7 +264,7 @@ def test_sigterm_writes_a_final_snapshot(fashion_zip, tmp_path):
         if stats and os.path.isfile(stats) and open(stats).read().count('\n') >= 1: # Tick 0 done, training goes on.
             break
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)
     output = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, output
     assert 'Received SIGTERM' in output and 'exiting' in output
