@@ -10,19 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 import train
+from fashion_helpers import make_fashion_zip
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FASHION_MNIST = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz'
 
 @pytest.fixture(scope='module')
 def fashion_zip(tmp_path_factory):
-    if not os.path.isfile(FASHION_MNIST):
-        pytest.skip(f'needs Fashion-MNIST at {FASHION_MNIST}')
-    import dataset_tool
-    dest = str(tmp_path_factory.mktemp('data') / 'fashion32.zip')
-    result = CliRunner().invoke(dataset_tool.main, ['--source', FASHION_MNIST, '--dest', dest, '--max-images', '64'])
-    assert result.exit_code == 0, result.output
-    return dest
+    return make_fashion_zip(tmp_path_factory, 64)
 
 def invoke(args):
     return CliRunner().invoke(train.main, args)

@@ -16,23 +16,16 @@ from click.testing import CliRunner
 import dnnlib
 import legacy
 from training import snapshot
+from fashion_helpers import make_fashion_zip
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FASHION_MNIST = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz'
 
 #----------------------------------------------------------------------------
 # Fixtures and helpers.
 
 @pytest.fixture(scope='module')
 def fashion_zip(tmp_path_factory):
-    """256 real Fashion-MNIST images at 32x32, made by dataset_tool."""
-    if not os.path.isfile(FASHION_MNIST):
-        pytest.skip(f'needs Fashion-MNIST at {FASHION_MNIST}')
-    import dataset_tool
-    dest = str(tmp_path_factory.mktemp('data') / 'fashion32.zip')
-    result = CliRunner().invoke(dataset_tool.main, ['--source', FASHION_MNIST, '--dest', dest, '--max-images', '256'])
-    assert result.exit_code == 0, result.output
-    return dest
+    return make_fashion_zip(tmp_path_factory, 256)
 
 @pytest.fixture(autouse=True)
 def one_thread():

@@ -216,3 +216,34 @@ class MappingNetwork(torch.nn.Module):
         return f'z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}'
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+
+class MappingSynthesisGenerator(torch.nn.Module):
+    """What both generators share: z (and c) -> MappingNetwork -> ws -> synthesis network.
+    A subclass names its synthesis network in `synthesis_class`; the published constructor
+    arguments and state-dict keys (mapping.*, synthesis.*) stay the same."""
+    synthesis_class = None
+
+    def __init__(self,
+        z_dim,                  # Latent (Z) size.
+        c_dim,                  # Label (C) size, 0 = unconditional.
+        w_dim,                  # Intermediate latent (W) size.
+        img_resolution,         # Output resolution.
+        img_channels,           # Number of output image channels.
+        mapping_kwargs      = {},   # Arguments for MappingNetwork.
+        synthesis_kwargs    = {},   # Arguments for the synthesis network.
+    ):
+        super().__init__()
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.synthesis = self.synthesis_class(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
+
+    def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, update_emas=False, **synthesis_kwargs):
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)
+        return self.synthesis(ws, **synthesis_kwargs)

@@ -19,7 +19,7 @@ from torch_utils.ops import bias_act
 from torch_utils.ops import conv2d_resample
 from torch_utils.ops import fma
 from torch_utils.ops import upfirdn2d
-from training.layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork, block_dtype, check_shape, normalize_2nd_moment
+from training.layers import MappingSynthesisGenerator, Conv2dLayer, FullyConnectedLayer, MappingNetwork, block_dtype, check_shape, normalize_2nd_moment
 from training.networks_Discriminator import Discriminator, DiscriminatorBlock, DiscriminatorEpilogue, MinibatchStdLayer
 
 __all__ = ['normalize_2nd_moment', 'modulated_conv2d', 'FullyConnectedLayer', 'Conv2dLayer', 'MappingNetwork',
@@ -283,28 +283,8 @@ class SynthesisNetwork(torch.nn.Module):
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class Generator(torch.nn.Module):
-    def __init__(self,
-        z_dim,                  # Latent (Z) size.
-        c_dim,                  # Label (C) size, 0 = unconditional.
-        w_dim,                  # Intermediate latent (W) size.
-        img_resolution,         # Output resolution.
-        img_channels,           # Number of output color channels.
-        mapping_kwargs  = {},   # Arguments of MappingNetwork.
-        synthesis_kwargs= {},   # Arguments of SynthesisNetwork.
-    ):
-        super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
-
-    def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, update_emas=False, **synthesis_kwargs):
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)
-        return self.synthesis(ws, **synthesis_kwargs)
+class Generator(MappingSynthesisGenerator):
+    """StyleGAN2 generator: modulated convolutions. See training.layers.MappingSynthesisGenerator."""
+    synthesis_class = SynthesisNetwork
 
 #----------------------------------------------------------------------------

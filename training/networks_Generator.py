@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch_utils import persistence
 from torch_utils.ops import bias_act
 from torch_utils.ops import upfirdn2d
-from training.layers import FullyConnectedLayer, MappingNetwork, block_dtype, check_shape, parse_dtype
+from training.layers import MappingSynthesisGenerator, FullyConnectedLayer, MappingNetwork, block_dtype, check_shape, parse_dtype
 
 __all__ = ['Generator', 'SynthesisNetwork', 'EncoderBlock', 'Encoderlayer', 'ToRGBLayer', 'MappingNetwork',
            'attention_impl', 'get_attention_impl']
@@ -401,28 +401,8 @@ class SynthesisNetwork(torch.nn.Module):
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class Generator(torch.nn.Module):
-    def __init__(self,
-        z_dim,                  # Latent (Z) size.
-        c_dim,                  # Label (C) size, 0 = unconditional.
-        w_dim,                  # Intermediate latent (W) size.
-        img_resolution,         # Output resolution.
-        img_channels,           # Number of output image channels.
-        mapping_kwargs      = {},   # Arguments for MappingNetwork.
-        synthesis_kwargs    = {},   # Arguments for SynthesisNetwork.
-    ):
-        super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
-
-    def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, update_emas=False, **synthesis_kwargs):
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)
-        return self.synthesis(ws, **synthesis_kwargs)
+class Generator(MappingSynthesisGenerator):
+    """Styleformer generator: Transformer synthesis. See training.layers.MappingSynthesisGenerator."""
+    synthesis_class = SynthesisNetwork
 
 #----------------------------------------------------------------------------
