@@ -395,6 +395,7 @@ def convert_network_pickle(source, dest, also_safetensors, force_fp16, trust_pic
     except (LoadError, OSError) as err:
         raise click.ClickException(str(err))
 
+    os.makedirs(os.path.dirname(dest) or '.', exist_ok=True)
     if dest.endswith('.safetensors'):
         save_safetensors(data, dest)
         print(f'Wrote {dest} and {os.path.splitext(dest)[0]}.json')

@@ -140,3 +140,9 @@ def test_tiny_run_writes_every_artifact(fashion_zip, tmp_path):
     for key in ['G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs']:
         assert data[key] is not None, key
     assert data['training_options']['batch_size'] == 4
+
+def test_metric_defaults(fashion_zip):
+    # As published, fid50k_full by default; the CPU demo preset computes none unless asked.
+    assert dry_run_options(dict(data=fashion_zip, cfg='cifar'))[1]['metrics'] == ['fid50k_full']
+    assert dry_run_options(dict(data=fashion_zip, cfg='tiny'))[1]['metrics'] == []
+    assert dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=['fid2k']))[1]['metrics'] == ['fid2k']
