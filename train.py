@@ -236,20 +236,15 @@ def setup_training_options(
         args.ada_target = 0.6
     elif aug == 'fixed' and p is None:
         raise UserError('--aug=fixed needs --p')
-    if p is not None:
-        if aug != 'fixed':
-            raise UserError('--p can only be given with --aug=fixed')
-        if not 0 <= p <= 1:
-            raise UserError('--p must be between 0 and 1')
-        desc += f'-p{p:g}'
-        args.augment_p = p
-    if target is not None:
-        if aug != 'ada':
-            raise UserError('--target can only be given with --aug=ada')
-        if not 0 <= target <= 1:
-            raise UserError('--target must be between 0 and 1')
-        desc += f'-target{target:g}'
-        args.ada_target = target
+    for option, value, needed_aug, field in [('--p', p, 'fixed', 'augment_p'), ('--target', target, 'ada', 'ada_target')]:
+        if value is None:
+            continue
+        if aug != needed_aug:
+            raise UserError(f'{option} can only be given with --aug={needed_aug}')
+        if not 0 <= value <= 1:
+            raise UserError(f'{option} must be between 0 and 1')
+        desc += f'-{option[2:]}{value:g}'
+        args[field] = value
     if augpipe is None:
         augpipe = 'bgc'
     else:

@@ -8,8 +8,6 @@ on every torch after 1.8. So we sample with gather and arithmetic only, which au
 differentiates to any order on every device and version.
 """
 
-import torch
-
 
 def grid_sample(input, grid):
     """Same result as torch.nn.functional.grid_sample(input, grid, 'bilinear', 'zeros',
