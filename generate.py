@@ -177,7 +177,7 @@ class_option = click.option('--class', 'class_idx', type=int, help='Class label 
 @class_option
 @noise_option
 @click.option('--projected-w', help='Render the w\'s of this .npz (from projector.py) instead of seeds', metavar='FILE')
-@click.option('--grid', is_flag=True, help='Also save all images as one grid.png')
+@click.option('--grid', is_flag=True, help='Also save all images as one grid.png in --outdir (remove it before using the folder as an image set)')
 @click.option('--batch', 'batch_size', type=click.IntRange(min=1), default=1, show_default=True, help='Images per forward pass')
 @click.option('--reduced-precision', is_flag=True, help='Run the snapshot\'s fp16/bf16 blocks on CUDA (faster, not bit-identical)')
 @click.option('--outdir', help='Where to save the output images', required=True, metavar='DIR')

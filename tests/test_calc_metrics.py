@@ -8,6 +8,7 @@ import sys
 import zipfile
 
 import numpy as np
+import PIL.Image
 import pytest
 from click.testing import CliRunner
 
@@ -142,6 +143,20 @@ def test_errors_are_explained(tmp_path, cache_dir):
     assert code == 1 and detectors.VGG16_URL in err
     code, _, err = run_cli('--metrics=fid2k', f'--network={tmp_path / "missing.pkl"}')
     assert code == 1 and 'missing.pkl' in err
+
+
+def test_folder_with_a_grid_image_names_the_odd_file(tmp_path, cache_dir):
+    """generate.py --grid writes grid.png beside the seed images; it sorts first, so the error
+    must name it, not only the seed image that differs from it."""
+    folder = str(tmp_path / 'g')
+    os.makedirs(folder)
+    for i in range(2):
+        PIL.Image.new('RGB', (32, 32)).save(os.path.join(folder, f'seed{i:04d}.png'))
+    PIL.Image.new('RGB', (64, 64)).save(os.path.join(folder, 'grid.png'))
+    code, _, err = run_cli('--metrics=fid', f'--data={folder}', f'--gen-data={folder}', f'--detector={write_tiny_detector(tmp_path / "tiny.pt")}')
+    assert code == 1
+    assert f"'{folder}/seed0000.png' is 32x32 (3 channels), unlike the first image '{folder}/grid.png' (64x64 (3 channels))" in err
+    assert 'remove the odd ones' in err
 
 
 @pytest.mark.slow

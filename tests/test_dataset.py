@@ -157,7 +157,8 @@ def test_image_of_another_size_is_named(tmp_path):
     path = write_dataset(tmp_path / 'ds', list(random_images(2, (4, 4, 3))) + [random_images(1, (5, 5, 3))[0]])
     dataset = ImageFolderDataset(path)
     _ = dataset[1]
-    with pytest.raises(DatasetError, match='img00000002.png.*unlike the first image'):
+    with pytest.raises(DatasetError, match=r"img00000002.png' is 5x5 \(3 channels\), unlike the first image "
+                                           r"'.*/00000/img00000000.png' \(4x4 \(3 channels\)\); all images must have one size"):
         _ = dataset[2]
 
 def test_unreadable_image_and_bad_labels_file(tmp_path):

@@ -213,8 +213,10 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         raw_idx = self._raw_idx[idx]
         image = self._load_raw_image(raw_idx)
         if list(image.shape) != self._image_shape:
+            # Name both files: either one may be the odd one (e.g. a grid.png among generated images).
             raise DatasetError(f"image '{self._path}/{self._files.names[raw_idx]}' is {self._shape_str(image.shape)}, "
-                               f"unlike the first image ({self._shape_str(self._image_shape)}); recreate the dataset with dataset_tool.py")
+                               f"unlike the first image '{self._path}/{self._files.names[0]}' ({self._shape_str(self._image_shape)}); "
+                               f"all images must have one size: remove the odd ones or recreate the dataset with dataset_tool.py")
         if self._xflip[idx]:
             image = image[:, :, ::-1]
         return image.copy(), self.get_label(idx)
