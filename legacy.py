@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 import dnnlib
+from training.snapshot import atomic_write
 
 #----------------------------------------------------------------------------
 
@@ -261,7 +262,9 @@ def save_safetensors(data, path):
         for name, value in data[key].state_dict().items():
             tensors[f'{key}.{name}'] = value.detach().cpu().clone().contiguous()  # Clones: shared tensors are not allowed.
     text = json.dumps(description, indent=2)
-    safetensors.torch.save_file(tensors, path, metadata={_SAFETENSORS_META_KEY: text})
+    # Not save_file: it leaves the file private (mode 0600) whatever the umask.
+    contents = safetensors.torch.save(tensors, metadata={_SAFETENSORS_META_KEY: text})
+    atomic_write(path, lambda f: f.write(contents))
     with open(os.path.splitext(path)[0] + '.json', 'w') as f:
         f.write(text + '\n')
 

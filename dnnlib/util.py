@@ -14,6 +14,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+import uuid
 
 import requests
 
@@ -183,6 +184,20 @@ class Logger:
         self.file = None
 
 #----------------------------------------------------------------------------
+# Temporary files that are renamed into place.
+
+def make_temp_file(directory, prefix, suffix):
+    """Create a new, empty file in `directory` for writing; returns (fd, path).
+
+    Unlike tempfile.mkstemp (mode 0600), the file gets the mode open() gives any new file
+    (0666 less the umask): it becomes a snapshot or a cached download once renamed, and
+    must be as readable to others as the user's other files."""
+    path = os.path.join(directory, f'{prefix}{uuid.uuid4().hex}{suffix}')
+    # O_EXCL: never reuse an existing file (or follow a link); O_BINARY: no newline translation on Windows.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)
+    return fd, path
+
+#----------------------------------------------------------------------------
 # Cache directory.
 
 def make_cache_dir_path(*paths):
@@ -313,7 +328,7 @@ def _get_file_response(session, url):
 def _download_once(url, dst_dir, expected_sha256, verbose):
     """One download attempt into a temporary file in `dst_dir`; returns its path. The
     temporary file is removed when the attempt fails in any way."""
-    fd, tmp_path = tempfile.mkstemp(dir=dst_dir, prefix='.tmp-', suffix='.part')
+    fd, tmp_path = make_temp_file(dst_dir, prefix='.tmp-', suffix='.part')
     try:
         with os.fdopen(fd, 'wb') as f, requests.Session() as session, _get_file_response(session, url) as res:
             expected_size = res.headers.get('Content-Length')

@@ -16,18 +16,18 @@ import copy
 import json
 import os
 import pickle
-import tempfile
 
 import torch
+
+import dnnlib
 
 #----------------------------------------------------------------------------
 
 def atomic_write(path, write_fn):
     """Call write_fn(file) on a temporary file beside `path`, then move it into place."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+    fd, tmp_path = dnnlib.util.make_temp_file(directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
     try:
-        os.chmod(tmp_path, 0o666 & ~_umask()) # mkstemp makes it private; give it a normal file's mode.
         with os.fdopen(fd, 'wb') as f:
             write_fn(f)
             f.flush()
@@ -38,11 +38,6 @@ def atomic_write(path, write_fn):
             os.remove(tmp_path)
         raise
     _fsync_directory(directory)
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 def _fsync_directory(directory):
     # Makes the rename itself durable; not every platform can open a directory.
