@@ -4,9 +4,10 @@
     python attention_maps.py --outdir=out --seed=42 --layers=b16_0,b32_1 --heads=0,1 --query=10,20 --network=PATH
 
 For the chosen query pixel (x,y in output-image coordinates, default: the centre) each row of
-the output shows one encoder block: the generated image with the query marked, then the
-attention of that pixel's token over all tokens of the block, per chosen head (or averaged
-over heads with --heads=mean), upsampled and overlaid as a heat map. With Linformer the keys
+the output shows one encoder block, labelled at its left with the block name and the heads
+shown: the generated image with the query marked, then the attention of that pixel's token
+over all tokens of the block, per chosen head in the order given (or averaged over heads
+with --heads=mean), upsampled and overlaid as a heat map. With Linformer the keys
 are projected tokens; the map then shows the effective weight of each original token
 (attention @ projection), so it may contain negative values; it is min-max scaled.
 Writes seed{seed:04d}-attention.png.
@@ -16,6 +17,8 @@ import os
 
 import click
 import numpy as np
+import PIL.Image
+import PIL.ImageDraw
 import torch
 
 from generate import (class_option, default_device, device_option, image_grid, load_network, make_labels,
@@ -65,8 +68,21 @@ def mark_query(image, query_xy, radius=2):
     return marked
 
 
+def label_rows(figure, labels, pad=4):
+    """Prepend a white strip to a uint8 RGB figure of equal-height rows, with each row's label
+    written in black (PIL's default font) at the top left of its row."""
+    measure = PIL.ImageDraw.Draw(PIL.Image.new('RGB', (1, 1)))
+    width = max(measure.multiline_textbbox((0, 0), text)[2] for text in labels) + 2 * pad
+    strip = PIL.Image.new('RGB', (width, figure.shape[0]), 'white')
+    draw = PIL.ImageDraw.Draw(strip)
+    row_height = figure.shape[0] // len(labels)
+    for i, text in enumerate(labels):
+        draw.multiline_text((pad, i * row_height + pad), text, fill='black')
+    return np.concatenate([np.asarray(strip), figure], axis=1)
+
+
 def attention_figure(G, seed, label, layers=None, heads='mean', query_xy=None, truncation_psi=1, noise_mode='const', alpha=0.6, zoom=1):
-    """uint8 figure: one row per block: [image with query marker, overlay per head]."""
+    """uint8 figure: one row per block: [label, image with query marker, overlay per head]."""
     if not hasattr(G.synthesis, 'block_names'):
         raise click.UsageError('This network has no attention layers (attention maps need a Styleformer generator).')
     names = list(G.synthesis.block_names)
@@ -100,7 +116,8 @@ def attention_figure(G, seed, label, layers=None, heads='mean', query_xy=None, t
         rows.append([marked] + [overlay(image, p, alpha) for p in panels])
     cols = max(len(row) for row in rows)
     cells = [cell for row in rows for cell in row + [np.zeros_like(marked)] * (cols - len(row))]
-    return image_grid(np.stack(cells), cols=cols)
+    heads_text = 'heads: mean' if heads == 'mean' else 'heads: ' + ','.join(str(h) for h in heads)
+    return label_rows(image_grid(np.stack(cells), cols=cols), [f'{name}\n{heads_text}' for name in layers])
 
 
 def parse_heads(text):

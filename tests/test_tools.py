@@ -99,11 +99,23 @@ def test_video(tmp_path, snapshot, g_small):
     assert np.abs(frames[0].astype(float) - frames[3]).mean() > 1  # It moves.
 
 
+def assert_rows_labelled(strip, num_rows):
+    """Each row's part of the label strip is mostly white background with dark text on it,
+    and no two rows carry the same label."""
+    rows = np.split(strip, num_rows)
+    for row in rows:
+        assert (row.min(axis=2) == 255).mean() > 0.7
+        assert (row.max(axis=2) < 100).sum() > 20
+    assert all(not np.array_equal(a, b) for i, a in enumerate(rows) for b in rows[i + 1:])
+
+
 def test_attention_maps(tmp_path, snapshot, g_small):
     invoke(attention_maps.attention_maps_cmd, [f'--outdir={tmp_path}', '--seed=5', '--layers=b8_0,b32_1', '--heads=0',
         '--query=4,30', '--zoom=2', f'--network={snapshot}'])
     figure = read_png(tmp_path / 'seed0005-attention.png')
-    assert figure.shape == (2 * 64, 2 * 64, 3)  # Two layers x (image, one head), 32x32 at zoom 2.
+    strip = figure.shape[1] - 2 * 64  # Two layers x (image, one head), 32x32 at zoom 2, right of the labels.
+    assert figure.shape[0] == 2 * 64 and strip > 0
+    assert_rows_labelled(figure[:, :strip], 2)
 
     # The overlay is hottest (red) where the query token attends most.
     ws = g_small.mapping(generate.seeds_to_z([5], g_small.z_dim, 'cpu'), None)
@@ -114,7 +126,7 @@ def test_attention_maps(tmp_path, snapshot, g_small):
     assert weights.shape == (block.enc.num_heads, 8, 8)
     assert torch.allclose(weights.sum(dim=(1, 2)), torch.ones(block.enc.num_heads), atol=1e-5)
     y, x = np.unravel_index(int(weights[0].argmax()), (8, 8))
-    hottest = figure[y * 8 + 4, 64 + x * 8 + 4].astype(int)   # Zoom 2: each 8x8 token covers 8x8 figure pixels.
+    hottest = figure[y * 8 + 4, strip + 64 + x * 8 + 4].astype(int)   # Zoom 2: each 8x8 token covers 8x8 figure pixels.
     assert hottest[0] > 150 and hottest[2] < 100
 
 
@@ -122,7 +134,9 @@ def test_attention_maps_linformer_and_errors(tmp_path):
     G = build_case(Generator, 'g_linformer_cond')
     label = generate.make_labels(G, 1, 1, torch.device('cpu'))
     figure = attention_maps.attention_figure(G, 0, label, layers=['b32_1'], heads='mean')
-    assert figure.shape == (32, 64, 3)
+    strip = figure.shape[1] - 64
+    assert figure.shape[0] == 32 and strip > 0
+    assert_rows_labelled(figure[:, :strip], 1)
     with pytest.raises(Exception, match='Unknown layer'):
         attention_maps.attention_figure(G, 0, label, layers=['b64_0'])
     with pytest.raises(Exception, match='heads'):
