@@ -250,16 +250,21 @@ def test_zip_source_and_grayscale_stays_one_channel(tmp_path, out_dir):
     again, _meta = read_output(out_dir / 'again')
     assert [image.shape for image in again.values()] == [(4, 4)] * 3
 
-def test_lsun_lmdb(tmp_path, out_dir):
-    lmdb = pytest.importorskip('lmdb')
-    images = random_images(3, (12, 20, 3))
-    env = lmdb.open(str(tmp_path / 'church_outdoor_train_lmdb'), map_size=1 << 24)
+def write_lsun_lmdb(folder, images):
+    """An LSUN database: one key per image, the value a webp file."""
+    import lmdb
+    env = lmdb.open(str(folder), map_size=1 << 24)
     with env.begin(write=True) as txn:
         for index, image in enumerate(images):
             buffer = io.BytesIO()
             PIL.Image.fromarray(image).save(buffer, format='webp', lossless=True)
             txn.put(f'key{index}'.encode(), buffer.getvalue())
     env.close()
+
+def test_lsun_lmdb(tmp_path, out_dir):
+    pytest.importorskip('lmdb')
+    images = random_images(3, (12, 20, 3))
+    write_lsun_lmdb(tmp_path / 'church_outdoor_train_lmdb', images)
     convert(tmp_path / 'church_outdoor_train_lmdb', out_dir / 'lsun.zip', '--transform=center-crop')
     written, meta = read_output(out_dir / 'lsun.zip')
     assert meta['labels'] is None
