@@ -1,5 +1,6 @@
 """docs/styleformer.ipynb runs from start to end: executed headless (nbclient) on the CPU with
-tiny settings, as a user who opens it from docs/ would, with every output in a temp folder."""
+tiny settings, as a user who opens it from docs/ would, with every output in a temp folder;
+and its setup cell clones the repository when it runs on Colab."""
 
 import json
 import math
@@ -9,6 +10,7 @@ import zipfile
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,3 +67,28 @@ def test_notebook_runs_with_small_settings(tmp_path, monkeypatch):
 
     # The grids and the generated images were shown in the notebook (3 grids + grid.png).
     assert _displayed_png_count(notebook) == 4
+
+
+def _run_setup_as_on_colab(workdir):
+    """The notebook's setup cell in a fresh kernel that looks like Colab: no checkout around."""
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    pretend_colab = nbformat.v4.new_code_cell("import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')")
+    notebook.cells = [pretend_colab, notebook.cells[1]]
+    client = NotebookClient(notebook, timeout=300, startup_timeout=180, kernel_name='python3', resources={'metadata': {'path': str(workdir)}})
+    client.execute()
+    return ''.join(output.get('text', '') for output in notebook.cells[1].outputs)
+
+
+def test_colab_setup_clones_the_repository(tmp_path, monkeypatch):
+    monkeypatch.setenv('STYLEFORMER_REPO_URL', REPO_ROOT) # A local path stands in for the git URL.
+    output = _run_setup_as_on_colab(tmp_path)
+    clone = tmp_path / 'styleformer'
+    assert (clone / 'train.py').is_file() and (clone / '.git').is_dir()
+    assert f'Repository: {clone}' in output, output
+
+
+def test_colab_setup_without_url_says_what_to_set(tmp_path, monkeypatch):
+    monkeypatch.setenv('STYLEFORMER_REPO_URL', '')
+    with pytest.raises(CellExecutionError, match='Set REPO_URL above'):
+        _run_setup_as_on_colab(tmp_path)
+    assert list(tmp_path.iterdir()) == []
