@@ -265,8 +265,7 @@ def save_safetensors(data, path):
     # Not save_file: it leaves the file private (mode 0600) whatever the umask.
     contents = safetensors.torch.save(tensors, metadata={_SAFETENSORS_META_KEY: text})
     atomic_write(path, lambda f: f.write(contents))
-    with open(os.path.splitext(path)[0] + '.json', 'w') as f:
-        f.write(text + '\n')
+    atomic_write(os.path.splitext(path)[0] + '.json', lambda f: f.write((text + '\n').encode()))
 
 
 def _load_safetensors(data, file_name):
@@ -403,8 +402,7 @@ def convert_network_pickle(source, dest, also_safetensors, force_fp16, trust_pic
         save_safetensors(data, dest)
         print(f'Wrote {dest} and {os.path.splitext(dest)[0]}.json')
         return
-    with open(dest, 'wb') as f:
-        pickle.dump(data, f)
+    atomic_write(dest, lambda f: pickle.dump(data, f)) # A failed write never leaves half a snapshot.
     print(f'Wrote {dest}')
     if also_safetensors:
         save_safetensors(data, os.path.splitext(dest)[0] + '.safetensors')
