@@ -153,14 +153,13 @@ def datasets(workspace):
         pytest.skip(f'needs Fashion-MNIST at {FASHION_MNIST} (apt-get install dataset-fashion-mnist)')
     pytest.importorskip('lmdb')
     write_stand_in_downloads(workspace)
-    expected = {}
+    expected, counts = {}, {'fashion': 64, 'cifar10': 32} # Images in the stand-ins; the others have 8.
     for tokens in commands_of('dataset_tool.py'):
         if option(tokens, '--source') == 'fashion-mnist':
             tokens = with_options(tokens, {'--max-images': '64'})
         if option(tokens, '--source') == 'cifar10':
             tokens = with_options(tokens, {'--source': 'cifar-10-python.tar.gz'})
         workspace.run(tokens)
-        counts = {'fashion': 64, 'cifar10': 32}
         count = next((n for name, n in counts.items() if name in option(tokens, '--dest')), 8)
         expected[option(tokens, '--dest')] = (int(option(tokens, '--width') or 32), count)
     return expected
@@ -192,12 +191,11 @@ def run_torchrun_nodes(ws, tokens):
     outputs = [node.communicate(timeout=600)[0] for node in nodes]
     for rank, (node, output) in enumerate(zip(nodes, outputs)):
         assert node.returncode == 0, f'torchrun node {rank} failed:\n{output[-6000:]}'
-    return outputs[0]
 
 
 @pytest.fixture(scope='module')
 def trained(workspace, datasets):
-    """Runs the README's training commands; {README snapshot name: snapshot written}."""
+    """Runs the README's training commands; {run folder name: its last snapshot}."""
     del datasets
     snapshots = {}
     for tokens in commands_of('train.py', 'torchrun'):
@@ -216,7 +214,7 @@ def trained(workspace, datasets):
         if program(tokens) == 'torchrun':
             run_torchrun_nodes(workspace, with_options(tokens, small))
         else:
-            workspace.run(with_options(tokens, small))
+            output = workspace.run(with_options(tokens, small))
         (run_dir,) = sorted(set(run_dirs(workspace)) - set(before))
         with open(os.path.join(run_dir, 'training_options.json')) as f:
             options = json.load(f)
@@ -224,7 +222,7 @@ def trained(workspace, datasets):
         last = sorted(glob.glob(os.path.join(run_dir, 'network-snapshot-*.pkl')))[-1]
         assert os.path.isfile(last.replace('network-snapshot-', 'training-state-').replace('.pkl', '.pt')), run_dir
         if resume is not None:
-            assert options['resume_pkl'] == small['--resume'], run_dir
+            assert options['resume_pkl'] == small['--resume'] and 'Exact resume' in output, output[-3000:]
         snapshots[os.path.basename(run_dir)] = last
     return snapshots
 
