@@ -27,9 +27,9 @@ import click
 import torch
 
 import dnnlib
-import legacy
 from metrics import detectors, metric_main
 from torch_utils import distributed
+from training import safe_load
 from training.dataset import DatasetError
 
 #----------------------------------------------------------------------------
@@ -62,7 +62,7 @@ def load_inputs(opts):
     if opts.verbose:
         print(f'Loading network from "{opts.network}"...')
     with dnnlib.open_url(opts.network, verbose=opts.verbose) as f:
-        snapshot = legacy.load_network_pkl(f, trust=opts.trust_pickle)
+        snapshot = safe_load.load_network_pkl(f, trust=opts.trust_pickle)
     G = snapshot['G_ema']
     if opts.data is not None:
         dataset_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=opts.data)
@@ -152,7 +152,7 @@ def calc_metrics(ctx, **kwargs):
                 torch.multiprocessing.spawn(_subprocess_fn, args=(opts, _free_port()), nprocs=opts.gpus)
             except torch.multiprocessing.ProcessRaisedException as err:
                 raise click.ClickException(f'A metric process failed:\n{err}') from None
-    except (detectors.DetectorUnavailable, legacy.LoadError, DatasetError, ValueError, OSError) as err:
+    except (detectors.DetectorUnavailable, safe_load.LoadError, DatasetError, ValueError, OSError) as err:
         raise click.ClickException(str(err)) from None
 
 #----------------------------------------------------------------------------
