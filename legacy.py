@@ -15,7 +15,7 @@ import click
 
 import dnnlib
 from training.safe_load import LoadError, load_generator, load_network_pkl, save_safetensors  # pylint: disable=unused-import
-from training.snapshot import atomic_write
+from dnnlib.util import atomic_write
 
 #----------------------------------------------------------------------------
 

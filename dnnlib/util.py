@@ -184,7 +184,7 @@ class Logger:
         self.file = None
 
 #----------------------------------------------------------------------------
-# Temporary files that are renamed into place.
+# Temporary files that are renamed into place (crash-safe writes).
 
 def make_temp_file(directory, prefix, suffix):
     """Create a new, empty file in `directory` for writing; returns (fd, path).
@@ -196,6 +196,38 @@ def make_temp_file(directory, prefix, suffix):
     # O_EXCL: never reuse an existing file (or follow a link); O_BINARY: no newline translation on Windows.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)
     return fd, path
+
+
+def atomic_write(path, write_fn):
+    """Call write_fn(file) on a temporary file beside `path`, then move it into place: readers
+    see the old file or the whole new one, and a failed or killed writer leaves no partial file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp_path = make_temp_file(directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory):
+    # Makes the rename itself durable; not every platform can open a directory.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 #----------------------------------------------------------------------------
 # Cache directory.

@@ -5,7 +5,6 @@ import contextlib
 import copy
 import hashlib
 import os
-import uuid
 
 import numpy as np
 import torch
@@ -116,9 +115,7 @@ class FeatureStats:
         if self.num_features is not None:
             arrays.update(raw_sum=self.raw_sum, raw_outer=self.raw_outer, all_features=self.get_all() if self.capture_all else np.zeros([0]))
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f'{path}.{uuid.uuid4().hex}.tmp.npz'
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        dnnlib.util.atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @staticmethod
     def load(path):

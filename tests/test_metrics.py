@@ -108,6 +108,20 @@ def test_feature_stats_mean_cov_and_limits(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_feature_stats_save_keeps_old_cache_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / 'stats.npz'
+    _, stats = random_stats(np.random.default_rng(2), 20, 4)
+    stats.save(str(path))
+    before = path.read_bytes()
+    def fail_midway(file, **arrays):
+        file.write(b'partial')
+        raise OSError('disk full')
+    monkeypatch.setattr(np, 'savez', fail_midway)
+    with pytest.raises(OSError, match='disk full'):
+        stats.save(str(path))
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ['stats.npz']  # No temporary file left.
+
+
 def test_fid_matches_scipy_and_known_answers():
     rng = np.random.default_rng(0)
     _, real = random_stats(rng, 400, 16)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 import dnnlib
-from training.snapshot import atomic_write
+from dnnlib.util import atomic_write
 
 #----------------------------------------------------------------------------
 

@@ -19,38 +19,7 @@ import pickle
 
 import torch
 
-import dnnlib
-
-#----------------------------------------------------------------------------
-
-def atomic_write(path, write_fn):
-    """Call write_fn(file) on a temporary file beside `path`, then move it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = dnnlib.util.make_temp_file(directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-    _fsync_directory(directory)
-
-def _fsync_directory(directory):
-    # Makes the rename itself durable; not every platform can open a directory.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+from dnnlib.util import atomic_write
 
 #----------------------------------------------------------------------------
 
