@@ -21,8 +21,8 @@ import PIL.Image
 import PIL.ImageDraw
 import torch
 
-from generate import (class_option, default_device, device_option, image_grid, load_network, make_labels,
-    network_option, noise_option, save_image, seeds_to_z, to_uint8, trunc_option, trust_option)
+from training import cli
+from training.tools import image_grid, save_image, seeds_to_z, to_uint8
 
 #----------------------------------------------------------------------------
 
@@ -84,15 +84,15 @@ def label_rows(figure, labels, pad=4):
 def attention_figure(G, seed, label, layers=None, heads='mean', query_xy=None, truncation_psi=1, noise_mode='const', alpha=0.6, zoom=1):
     """uint8 figure: one row per block: [label, image with query marker, overlay per head]."""
     if not hasattr(G.synthesis, 'block_names'):
-        raise click.UsageError('This network has no attention layers (attention maps need a Styleformer generator).')
+        raise ValueError('This network has no attention layers (attention maps need a Styleformer generator).')
     names = list(G.synthesis.block_names)
     layers = names if layers is None else layers
     unknown = [name for name in layers if name not in names]
     if unknown:
-        raise click.UsageError(f'Unknown layer(s) {unknown}; this network has {names}.')
+        raise ValueError(f'Unknown layer(s) {unknown}; this network has {names}.')
     query_xy = query_xy or (G.img_resolution // 2, G.img_resolution // 2)
     if not all(0 <= v < G.img_resolution for v in query_xy):
-        raise click.UsageError(f'--query={query_xy} lies outside the {G.img_resolution}x{G.img_resolution} image.')
+        raise ValueError(f'--query={query_xy} lies outside the {G.img_resolution}x{G.img_resolution} image.')
 
     with torch.no_grad():
         ws = G.mapping(seeds_to_z([seed], G.z_dim, label.device), label, truncation_psi=truncation_psi)
@@ -111,7 +111,7 @@ def attention_figure(G, seed, label, layers=None, heads='mean', query_xy=None, t
         else:
             bad = [h for h in heads if h >= weights.shape[0]]
             if bad:
-                raise click.UsageError(f'Head(s) {bad} do not exist in {name}, which has {weights.shape[0]} heads.')
+                raise ValueError(f'Head(s) {bad} do not exist in {name}, which has {weights.shape[0]} heads.')
             panels = [weights[h] for h in heads]
         rows.append([marked] + [overlay(image, p, alpha) for p in panels])
     cols = max(len(row) for row in rows)
@@ -143,26 +143,25 @@ def parse_query(text):
 
 #----------------------------------------------------------------------------
 
-@click.command()
-@network_option
+@click.command(cls=cli.Command)
+@cli.network_option
 @click.option('--seed', type=int, default=0, show_default=True, help='Seed of the image')
 @click.option('--layers', help='Blocks to show, e.g. b8_0,b16_1 [default: all]')
 @click.option('--heads', default='mean', show_default=True, help='"mean" or head indices, e.g. 0,1')
 @click.option('--query', help='Query pixel x,y in image coordinates [default: centre]')
 @click.option('--alpha', type=click.FloatRange(0, 1), default=0.6, show_default=True, help='Opacity of the heat map')
 @click.option('--zoom', type=click.IntRange(min=1), help='Integer upscaling of the panels [default: to >= 256 pixels]')
-@trunc_option
-@class_option
-@noise_option
+@cli.trunc_option
+@cli.class_option
+@cli.noise_option
 @click.option('--outdir', help='Where to save the figure', required=True, metavar='DIR')
-@device_option
-@trust_option
+@cli.device_option
+@cli.trust_option
 def attention_maps_cmd(network_pkl, seed, layers, heads, query, alpha, zoom, truncation_psi, class_idx, noise_mode, outdir, device, trust_pickle):
     """Visualise the attention of a query pixel in each encoder block."""
     heads, query_xy = parse_heads(heads), parse_query(query)
-    device = default_device(device)
-    G = load_network(network_pkl, device, trust_pickle)
-    label = make_labels(G, class_idx, 1, device)
+    G = cli.load_network(network_pkl, device, trust_pickle)
+    label = cli.make_labels(G, class_idx, 1, device)
     zoom = zoom or max(1, 256 // G.img_resolution)
     layers = [name.strip() for name in layers.split(',')] if layers else None
     figure = attention_figure(G, seed, label, layers, heads, query_xy, truncation_psi, noise_mode, alpha, zoom)

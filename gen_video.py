@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from generate import (class_option, click_range, default_device, device_option, image_grid, load_network,
-    make_labels, network_option, noise_option, seeds_to_z, synthesize, to_uint8, trunc_option, trust_option)
+from training import cli
+from training.tools import image_grid, seeds_to_z, synthesize, to_uint8
 
 #----------------------------------------------------------------------------
 
@@ -61,7 +61,7 @@ def render_video(G, seeds, label, output, grid_w=1, grid_h=1, frames_per_transit
     """Write the interpolation video to `output`; returns the number of frames."""
     cells = grid_w * grid_h
     if len(seeds) % cells != 0 or len(seeds) // cells < 2:
-        raise click.UsageError(f'--seeds must give at least 2 seeds per grid cell and a multiple of {cells} '
+        raise ValueError(f'--seeds must give at least 2 seeds per grid cell and a multiple of {cells} '
             f'(grid {grid_w}x{grid_h}); got {len(seeds)} seeds.')
     device = label.device
     z = seeds_to_z(seeds, G.z_dim, device).reshape(len(seeds) // cells, cells, G.z_dim).transpose(0, 1)  # [cells, K, z_dim]
@@ -92,28 +92,27 @@ def render_video(G, seeds, label, output, grid_w=1, grid_h=1, frames_per_transit
 
 #----------------------------------------------------------------------------
 
-@click.command()
-@network_option
-@click.option('--seeds', callback=click_range, help='Keyframe seeds, e.g. 0-7', required=True)
+@click.command(cls=cli.Command)
+@cli.network_option
+@click.option('--seeds', callback=cli.parse_range, help='Keyframe seeds, e.g. 0-7', required=True)
 @click.option('--grid', default='1x1', show_default=True, help='Grid of interpolations, columns x rows')
 @click.option('--w-frames', 'frames_per_transition', type=click.IntRange(min=1), default=60, show_default=True, help='Frames per transition')
 @click.option('--loop/--no-loop', default=True, show_default=True, help='Return to the first seed at the end')
 @click.option('--space', type=click.Choice(['w', 'z']), default='w', show_default=True, help='Interpolate in W (linear) or Z (slerp)')
-@trunc_option
-@class_option
-@noise_option
+@cli.trunc_option
+@cli.class_option
+@cli.noise_option
 @click.option('--fps', type=click.IntRange(min=1), default=30, show_default=True, help='Frames per second')
 @click.option('--batch', 'batch_size', type=click.IntRange(min=1), default=8, show_default=True, help='Images per forward pass')
 @click.option('--output', help='Output .mp4 file', required=True, metavar='FILE')
-@device_option
-@trust_option
+@cli.device_option
+@cli.trust_option
 def generate_video_cmd(network_pkl, seeds, grid, frames_per_transition, loop, space, truncation_psi, class_idx,
                        noise_mode, fps, batch_size, output, device, trust_pickle):
     """Render a latent interpolation video."""
     grid_w, grid_h = parse_grid(grid)
-    device = default_device(device)
-    G = load_network(network_pkl, device, trust_pickle)
-    label = make_labels(G, class_idx, 1, device)
+    G = cli.load_network(network_pkl, device, trust_pickle)
+    label = cli.make_labels(G, class_idx, 1, device)
     num_frames = render_video(G, seeds, label, output, grid_w, grid_h, frames_per_transition, loop, space,
         truncation_psi, noise_mode, fps, batch_size)
     print(f'Saved {output} ({num_frames} frames)')

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from generate import (class_option, default_device, device_option, load_network, make_labels, network_option,
-    save_image, to_uint8, trust_option)
+from training import cli
+from training.tools import save_image, to_uint8
 
 #----------------------------------------------------------------------------
 # Losses. Each takes the synthesized image in [-1, 1], [1, C, H, W], and returns a scalar.
@@ -91,7 +91,7 @@ def make_loss(spec, target, device, feature_weight=1.0, detector_spec=None):
     terms = [t.strip() for t in spec.split(',') if t.strip()]
     unknown = set(terms) - {'auto', 'lpips', 'pixel', 'inception'} or ({'auto'} & set(terms) if len(terms) > 1 else set())
     if not terms or unknown:
-        raise click.BadParameter(f'--loss must be auto or a comma list of lpips, pixel, inception; got {spec!r}')
+        raise ValueError(f'--loss must be auto or a comma list of lpips, pixel, inception; got {spec!r}')
     if terms == ['auto']:
         try:
             terms, losses = ['lpips'], [LpipsLoss(target, device, detector_spec)]
@@ -110,7 +110,7 @@ def make_loss(spec, target, device, feature_weight=1.0, detector_spec=None):
                 else:
                     losses.append(InceptionFeatureLoss(target, device, feature_weight))
             except (DetectorUnavailable, OSError) as err:
-                raise click.ClickException(f'--loss={term} needs a network that cannot be loaded: {err}')
+                raise ValueError(f'--loss={term} needs a network that cannot be loaded: {err}')
     print(f'Loss: {" + ".join(terms)}')
     return lambda synth: sum(loss(synth) for loss in losses)
 
@@ -157,10 +157,7 @@ def project(G, target, loss_fn, label, num_steps=1000, initial_learning_rate=0.1
 
 def load_target(path, G, device):
     """Target image, center-cropped to a square and resized to the network's resolution -> [1, C, H, W] in [-1, 1]."""
-    try:
-        image = PIL.Image.open(path).convert('L' if G.img_channels == 1 else 'RGB')
-    except (OSError, ValueError) as err:
-        raise click.ClickException(f'Cannot read --target={path}: {err}')
+    image = PIL.Image.open(path).convert('L' if G.img_channels == 1 else 'RGB')
     w, h = image.size
     s = min(w, h)
     image = image.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
@@ -170,8 +167,8 @@ def load_target(path, G, device):
 
 #----------------------------------------------------------------------------
 
-@click.command()
-@network_option
+@click.command(cls=cli.Command)
+@cli.network_option
 @click.option('--target', 'target_fname', help='Target image file to project', required=True, metavar='FILE')
 @click.option('--num-steps', type=click.IntRange(min=1), default=1000, show_default=True, help='Optimization steps')
 @click.option('--loss', 'loss_spec', default='auto', show_default=True, help='auto, or a comma list of lpips, pixel, inception')
@@ -179,19 +176,19 @@ def load_target(path, G, device):
 @click.option('--detector', 'detector_spec', help='Local vgg16.pkl (or folder) for LPIPS', metavar='PATH')
 @click.option('--seed', type=int, default=303, show_default=True, help='Random seed')
 @click.option('--save-video/--no-save-video', default=True, show_default=True, help='Save an mp4 of the optimization')
-@class_option
+@cli.class_option
 @click.option('--outdir', help='Where to save the output files', required=True, metavar='DIR')
-@device_option
-@trust_option
+@cli.device_option
+@cli.trust_option
 def run_projection(network_pkl, target_fname, num_steps, loss_spec, feature_weight, detector_spec, seed, save_video,
                    class_idx, outdir, device, trust_pickle):
     """Project an image into the W space of a generator."""
     np.random.seed(seed)
     torch.manual_seed(seed)
-    device = default_device(device)
-    G = load_network(network_pkl, device, trust_pickle)
-    label = make_labels(G, class_idx, 1, device)
-    target, target_uint8 = load_target(target_fname, G, device)
+    G = cli.load_network(network_pkl, device, trust_pickle)
+    label = cli.make_labels(G, class_idx, 1, device)
+    with cli.input_errors('--target'):
+        target, target_uint8 = load_target(target_fname, G, device)
     loss_fn = make_loss(loss_spec, target, device, feature_weight, detector_spec)
     os.makedirs(outdir, exist_ok=True)
 

@@ -14,15 +14,15 @@ import click
 import numpy as np
 import torch
 
-from generate import (class_option, click_range, default_device, device_option, image_grid, load_network,
-    make_labels, network_option, noise_option, save_image, seeds_to_z, synthesize, to_uint8, trunc_option, trust_option)
+from training import cli
+from training.tools import image_grid, save_image, seeds_to_z, synthesize, to_uint8
 
 #----------------------------------------------------------------------------
 
 def style_mixing_grid(G, row_seeds, col_seeds, styles, label, truncation_psi=1, noise_mode='const'):
     """uint8 grid image [(rows+1)*H, (cols+1)*W, C] with the seeds' own images along the top and left."""
     if not styles or max(styles) >= G.num_ws:
-        raise click.UsageError(f'--styles must name w indices in 0..{G.num_ws - 1} (this network has num_ws={G.num_ws}).')
+        raise ValueError(f'--styles must name w indices in 0..{G.num_ws - 1} (this network has num_ws={G.num_ws}).')
     seeds = list(dict.fromkeys(row_seeds + col_seeds))
     with torch.no_grad():
         ws = G.mapping(seeds_to_z(seeds, G.z_dim, label.device), label.expand(len(seeds), -1), truncation_psi=truncation_psi)
@@ -42,24 +42,23 @@ def style_mixing_grid(G, row_seeds, col_seeds, styles, label, truncation_psi=1, 
 
 #----------------------------------------------------------------------------
 
-@click.command()
-@network_option
-@click.option('--rows', 'row_seeds', callback=click_range, help='Seeds of the rows, e.g. 0-3,10', required=True)
-@click.option('--cols', 'col_seeds', callback=click_range, help='Seeds of the columns', required=True)
-@click.option('--styles', 'col_styles', callback=click_range, help='w indices taken from the column seeds [default: first half]')
-@trunc_option
-@class_option
-@noise_option
+@click.command(cls=cli.Command)
+@cli.network_option
+@click.option('--rows', 'row_seeds', callback=cli.parse_range, help='Seeds of the rows, e.g. 0-3,10', required=True)
+@click.option('--cols', 'col_seeds', callback=cli.parse_range, help='Seeds of the columns', required=True)
+@click.option('--styles', 'col_styles', callback=cli.parse_range, help='w indices taken from the column seeds [default: first half]')
+@cli.trunc_option
+@cli.class_option
+@cli.noise_option
 @click.option('--outdir', help='Where to save the output images', required=True, metavar='DIR')
-@device_option
-@trust_option
+@cli.device_option
+@cli.trust_option
 def style_mixing_cmd(network_pkl, row_seeds, col_seeds, col_styles, truncation_psi, class_idx, noise_mode, outdir, device, trust_pickle):
     """Generate a style mixing grid, as in the paper's teaser."""
-    device = default_device(device)
-    G = load_network(network_pkl, device, trust_pickle)
+    G = cli.load_network(network_pkl, device, trust_pickle)
     if col_styles is None:
         col_styles = list(range(max(1, G.num_ws // 2)))
-    label = make_labels(G, class_idx, 1, device)
+    label = cli.make_labels(G, class_idx, 1, device)
     grid, mixed = style_mixing_grid(G, row_seeds, col_seeds, col_styles, label, truncation_psi, noise_mode)
     os.makedirs(outdir, exist_ok=True)
     for row_seed, row_images in zip(row_seeds, mixed):

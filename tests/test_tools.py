@@ -12,6 +12,7 @@ import gen_video
 import generate
 import projector
 import style_mixing
+from training import tools
 from training.networks_Generator import Generator
 
 from snapshot_helpers import STYLEFORMER_SRC, build_case, published_pickle, snapshot_dict, write_file
@@ -46,7 +47,7 @@ def read_video(path):
 
 def render(G, ws):
     with torch.no_grad():
-        return generate.to_uint8(G.synthesis(ws, noise_mode='const'))
+        return tools.to_uint8(G.synthesis(ws, noise_mode='const'))
 
 #----------------------------------------------------------------------------
 
@@ -56,7 +57,7 @@ def test_style_mixing_grid(tmp_path, snapshot, g_small):
     assert grid.shape == (3 * 32, 4 * 32, 3)
     assert not grid[:32, :32].any()  # Empty top-left corner.
 
-    ws = g_small.mapping(generate.seeds_to_z([1, 2, 3, 4, 5], g_small.z_dim, 'cpu'), None)
+    ws = g_small.mapping(tools.seeds_to_z([1, 2, 3, 4, 5], g_small.z_dim, 'cpu'), None)
     own = render(g_small, ws)
     assert np.array_equal(grid[:32, 32:64], own[2])          # Column seed 3 on top.
     assert np.array_equal(grid[64:96, :32], own[1])          # Row seed 2 on the left.
@@ -93,7 +94,7 @@ def test_video(tmp_path, snapshot, g_small):
     frames = read_video(output)
     assert frames.shape == (6, 32, 64, 3)  # 2 keyframes per cell, looping: 2 transitions x 3 frames.
     # First frame: seed 0 (left cell) and seed 1 (right cell), up to video compression.
-    ws = g_small.mapping(generate.seeds_to_z([0, 1], g_small.z_dim, 'cpu'), None)
+    ws = g_small.mapping(tools.seeds_to_z([0, 1], g_small.z_dim, 'cpu'), None)
     expected = np.concatenate(list(render(g_small, ws)), axis=1)
     assert np.abs(frames[0].astype(float) - expected).mean() < 20
     assert np.abs(frames[0].astype(float) - frames[3]).mean() > 1  # It moves.
@@ -118,7 +119,7 @@ def test_attention_maps(tmp_path, snapshot, g_small):
     assert_rows_labelled(figure[:, :strip], 2)
 
     # The overlay is hottest (red) where the query token attends most.
-    ws = g_small.mapping(generate.seeds_to_z([5], g_small.z_dim, 'cpu'), None)
+    ws = g_small.mapping(tools.seeds_to_z([5], g_small.z_dim, 'cpu'), None)
     with torch.no_grad():
         _, maps = g_small.synthesis(ws, noise_mode='const', return_attention=True)
     block = g_small.synthesis.b8_0
@@ -132,7 +133,7 @@ def test_attention_maps(tmp_path, snapshot, g_small):
 
 def test_attention_maps_linformer_and_errors(tmp_path):
     G = build_case(Generator, 'g_linformer_cond')
-    label = generate.make_labels(G, 1, 1, torch.device('cpu'))
+    label = tools.make_labels(G, 1, 1, torch.device('cpu'))
     figure = attention_maps.attention_figure(G, 0, label, layers=['b32_1'], heads='mean')
     strip = figure.shape[1] - 64
     assert figure.shape[0] == 32 and strip > 0
@@ -146,8 +147,8 @@ def test_attention_maps_linformer_and_errors(tmp_path):
 @pytest.mark.slow
 def test_projection(tmp_path, snapshot, g_small):
     # Target: an image the network can make, so a few steps of the pixel loss must reduce the loss.
-    ws = g_small.mapping(generate.seeds_to_z([11], g_small.z_dim, 'cpu'), None)
-    generate.save_image(render(g_small, ws)[0], tmp_path / 'target.png')
+    ws = g_small.mapping(tools.seeds_to_z([11], g_small.z_dim, 'cpu'), None)
+    tools.save_image(render(g_small, ws)[0], tmp_path / 'target.png')
     target, _ = projector.load_target(tmp_path / 'target.png', g_small, torch.device('cpu'))
     losses = []
     projector.project(g_small, target, projector.PixelLoss(target), torch.zeros([1, 0]), num_steps=6, w_avg_samples=500,

@@ -1,6 +1,7 @@
 """Helpers shared by the command-line tools (generate, style mixing, video, attention maps,
-projector, explorer): seed and range parsing, latents, rendering, uint8 images and grids.
-They raise ordinary exceptions; the CLIs turn them into their own error messages."""
+projector) and the training loop's image grids: seed and range parsing, devices, labels,
+latents, rendering, uint8 images and grids. They raise ordinary exceptions (ValueError,
+OSError); training/cli.py turns them into click errors for the command lines."""
 
 import re
 
@@ -33,9 +34,57 @@ def seeds_to_z(seeds, z_dim, device):
     return torch.from_numpy(np.concatenate([np.random.RandomState(seed).randn(1, z_dim) for seed in seeds])).to(device)
 
 
-def to_uint8(img):
-    """Generator output [N, C, H, W] in about [-1, 1] -> uint8 numpy [N, H, W, C] (the published conversion)."""
-    return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
+def default_device(device=None):
+    """torch.device of the name given, else CUDA when present, else the CPU."""
+    if device is None:
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f'Unknown device {device!r}; use cpu, cuda or cuda:N.') from None
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError('CUDA was asked for, but no CUDA device is available; use the cpu.')
+    return device
+
+
+def make_labels(G, class_idx, num, device):
+    """One-hot labels [num, c_dim] of class `class_idx` (None for an unconditional network)."""
+    label = torch.zeros([num, G.c_dim], device=device)
+    if G.c_dim == 0:
+        if class_idx is not None:
+            raise ValueError('a class was given, but this network is unconditional (no labels); drop it.')
+        return label
+    if class_idx is None:
+        raise ValueError(f'this network is conditional with {G.c_dim} classes: pick a class N with 0 <= N < {G.c_dim}.')
+    if not 0 <= class_idx < G.c_dim:
+        raise ValueError(f'class {class_idx} is out of range: this network has classes 0..{G.c_dim - 1}.')
+    label[:, class_idx] = 1
+    return label
+
+
+def load_projected_w(path, G, device):
+    """w's saved by projector.py (an .npz with array 'w' [N, num_ws, w_dim]) for the network G."""
+    try:
+        ws = np.load(path)['w']
+    except (KeyError, ValueError) as err:
+        raise ValueError(f'{path} is not an .npz with an array "w" (as projector.py writes): {err}') from None
+    if ws.ndim != 3 or ws.shape[1:] != (G.num_ws, G.w_dim):
+        raise ValueError(f'{path} holds w\'s of shape {list(ws.shape)}, but this network needs '
+            f'[N, {G.num_ws}, {G.w_dim}] (was it projected with another network?).')
+    return torch.tensor(ws, device=device, dtype=torch.float32)
+
+
+def quantize(img, drange=(-1, 1)):
+    """Float images with values in drange -> uint8 tensor of the same shape: scaled to [0, 255],
+    rounded half up and clamped (the published conversion, bit for bit, for drange (-1, 1))."""
+    lo, hi = drange
+    scale = 255 / (hi - lo)
+    return (torch.as_tensor(img).to(torch.float32) * scale + (0.5 - lo * scale)).clamp(0, 255).to(torch.uint8)
+
+
+def to_uint8(img, drange=(-1, 1)):
+    """Images [N, C, H, W] (generator output by default) -> uint8 numpy [N, H, W, C]."""
+    return quantize(torch.as_tensor(img).permute(0, 2, 3, 1), drange).cpu().numpy()
 
 
 def save_image(array, path):
@@ -57,6 +106,15 @@ def image_grid(images, cols=None):
     for i, image in enumerate(images):
         grid[(i // cols) * h:(i // cols + 1) * h, (i % cols) * w:(i % cols + 1) * w] = image
     return grid
+
+
+def save_image_grid(images, path, drange, grid_size):
+    """Save images [gw * gh, C, H, W] with values in drange as one PNG of gw columns and gh rows
+    (the training loop's reals.png and fakes*.png)."""
+    gw, gh = grid_size
+    if len(images) != gw * gh:
+        raise ValueError(f'A {gw}x{gh} grid needs {gw * gh} images, got {len(images)}.')
+    save_image(image_grid(to_uint8(images, drange), cols=gw), path)
 
 
 def synthesize(G, ws, noise_mode, noise_seed=None, force_fp32=True):
