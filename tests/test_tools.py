@@ -51,6 +51,25 @@ def render(G, ws):
 
 #----------------------------------------------------------------------------
 
+def test_quantize_rounds_half_up_and_clamps():
+    img = torch.tensor([-2.0, -1.0, -1 + 0.5 / 127.5, 0.0, 1.0, 3.0]).reshape(1, 1, 1, 6)
+    assert tools.quantize(img).flatten().tolist() == [0, 0, 1, 128, 255, 255]
+    reals = np.array([0, 7, 254, 255], dtype=np.uint8).reshape(1, 1, 2, 2)
+    assert np.array_equal(tools.quantize(reals, drange=(0, 255)).numpy(), reals)  # uint8 reals pass unchanged.
+    assert tools.to_uint8(torch.zeros([2, 3, 4, 5])).shape == (2, 4, 5, 3)
+
+
+def test_save_image_grid_lays_out_columns_then_rows(tmp_path):
+    # Image i is filled with the value 10 * i: the grid shows 0 10 20 / 30 40 50.
+    images = np.stack([np.full([1, 2, 3], 10.0 * i) for i in range(6)])
+    tools.save_image_grid(images, tmp_path / 'grid.png', drange=(0, 255), grid_size=(3, 2))
+    grid = read_png(tmp_path / 'grid.png')
+    assert grid.shape == (2 * 2, 3 * 3)  # Grayscale: rows x height, columns x width.
+    assert grid[::2, ::3].tolist() == [[0, 10, 20], [30, 40, 50]]
+    with pytest.raises(ValueError, match='3x2 grid needs 6 images'):
+        tools.save_image_grid(images[:5], tmp_path / 'bad.png', drange=(0, 255), grid_size=(3, 2))
+
+
 def test_style_mixing_grid(tmp_path, snapshot, g_small):
     invoke(style_mixing.style_mixing_cmd, [f'--outdir={tmp_path}', '--rows=1,2', '--cols=3,4,5', '--styles=0-2', f'--network={snapshot}'])
     grid = read_png(tmp_path / 'grid.png')
