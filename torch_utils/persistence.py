@@ -1,17 +1,18 @@
-"""Pickling that survives code changes.
+"""The published pickle layout of network snapshots (embedded source code).
 
 An instance of a class decorated with `@persistent_class` pickles together with the full
-source code of the module that defines the class. Unpickling executes that embedded source
-in a private module (one per distinct source) and rebuilds the object from it, so a
-snapshot loads even after the defining module was edited, renamed or deleted. The embedded
-source imports the repository packages (`torch_utils`, `dnnlib`) the ordinary way, so
-only the defining module itself is frozen into the pickle.
-
-The pickle layout is the published StyleGAN2-ADA/Styleformer one, so their snapshots load:
-the object is reduced to `torch_utils.persistence._reconstruct_persistent_obj(meta)` with
+source code of the module that defines the class and records its constructor arguments.
+The layout is the published StyleGAN2-ADA/Styleformer one, so published tools read our
+snapshots and we read theirs: the object is reduced to
+`torch_utils.persistence._reconstruct_persistent_obj(meta)` with
 `meta = dict(type='class', version=6, module_src=..., class_name=..., state=...)`.
 
-Unpickling runs the embedded code: only load pickles from sources you trust."""
+This is not how snapshots are loaded here. The contract of a snapshot is its constructor
+kwargs and state dict: training/safe_load.py reads those without running the embedded
+source and builds the classes of this codebase. Plain unpickling (`--trust-pickle`)
+executes the embedded source in a private module (one per distinct source; it imports
+`torch_utils` and `dnnlib` the ordinary way), so it runs whatever the file contains: use it
+only for pickles from sources you trust."""
 
 import copy
 import hashlib

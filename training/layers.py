@@ -2,7 +2,10 @@
 
 Parameters are stored unscaled and multiplied by a constant gain at run time
 ("equalized learning rate"), so the state-dict values match the published snapshots.
-Everything here is decorated with `persistent_class`, so pickled networks carry their source.
+
+What a snapshot promises is the constructor kwargs and the state dict: the safe loader
+(training/safe_load.py) rebuilds these classes from them. The `persistent_class` decorator
+only keeps the published pickle layout (and the embedded source that `--trust-pickle` runs).
 """
 
 import numpy as np
