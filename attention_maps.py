@@ -96,7 +96,7 @@ def attention_figure(G, seed, label, layers=None, heads='mean', query_xy=None, t
 
     with torch.no_grad():
         ws = G.mapping(seeds_to_z([seed], G.z_dim, label.device), label, truncation_psi=truncation_psi)
-        img, maps = G.synthesis(ws, noise_mode=noise_mode, force_fp32=True, return_attention=True)
+        img, maps = G.synthesis(ws, noise_mode=noise_mode, precision='full', return_attention=True)
     image = to_uint8(img)[0]
     if zoom > 1:
         image = np.kron(image, np.ones([zoom, zoom, 1], dtype=np.uint8))

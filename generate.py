@@ -54,7 +54,6 @@ def generate_images_cmd(network_pkl, seeds, truncation_psi, truncation_cutoff, c
     if projected_w is None and seeds is None:
         raise click.UsageError('Pass --seeds (e.g. --seeds=0-7) or --projected-w.')
     G = cli.load_network(network_pkl, device, trust_pickle)
-    force_fp32 = None if reduced_precision else True  # None: reduced precision where the network allows it (CUDA).
     os.makedirs(outdir, exist_ok=True)
 
     if projected_w is not None:
@@ -63,11 +62,11 @@ def generate_images_cmd(network_pkl, seeds, truncation_psi, truncation_cutoff, c
         with cli.input_errors('--projected-w'):
             ws = load_projected_w(projected_w, G, device)
         with torch.no_grad():
-            images = np.concatenate([to_uint8(synthesize(G, w.unsqueeze(0), noise_mode, noise_seed=0, force_fp32=force_fp32)) for w in ws])
+            images = np.concatenate([to_uint8(synthesize(G, w.unsqueeze(0), noise_mode, noise_seed=0, full_precision=not reduced_precision)) for w in ws])
         names = [f'proj{idx:02d}.png' for idx in range(len(images))]
     else:
         label = cli.make_labels(G, class_idx, min(batch_size, len(seeds)), device)
-        images = generate_images(G, seeds, label, truncation_psi, truncation_cutoff, noise_mode, batch_size, force_fp32)
+        images = generate_images(G, seeds, label, truncation_psi, truncation_cutoff, noise_mode, batch_size, not reduced_precision)
         names = [f'seed{seed:04d}.png' for seed in seeds]
 
     for name, image in zip(names, images):

@@ -180,13 +180,27 @@ def test_reduced_precision_path_on_cpu():
     ref = G(z, None, noise_mode='const')
     assert G.synthesis.b16_1.use_fp16 and not G.synthesis.b8_0.use_fp16
     assert seen[16] == torch.float32 # Automatic precision: float32 on the CPU, as published.
-    low = G(z, None, noise_mode='const', force_fp32=False)
+    low = G(z, None, noise_mode='const', precision='reduced')
     for h in hooks:
         h.remove()
     assert seen[16] == torch.bfloat16 and low.dtype == torch.float32 # The image path stays float32.
     assert _rel_err(low, ref) < 0.1
     low.square().sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in G.parameters() if p.grad is not None)
+
+
+def test_precision_modes_and_the_published_keyword():
+    # D's fp16 blocks on the CPU: 'auto' stays float32, 'reduced' runs float16; force_fp32 maps onto both.
+    D = Discriminator(c_dim=0, img_resolution=16, img_channels=3, channel_base=256, channel_max=32, num_fp16_res=1, conv_clamp=256)
+    seen = []
+    D.b16.register_forward_hook(lambda module, args, output: seen.append(output[0].dtype))
+    img = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        for kwargs in [{}, dict(precision='full'), dict(force_fp32=True), dict(precision='reduced'), dict(force_fp32=False)]:
+            D(img, None, **kwargs)
+    assert seen == [torch.float32] * 3 + [torch.float16] * 2
+    with pytest.raises(ValueError, match='precision must be one of'):
+        D(img, None, precision='half')
 
 
 def test_float16_with_clamp_stays_finite():

@@ -17,31 +17,6 @@ from torch_utils.ops import conv2d_resample
 from torch_utils.ops import upfirdn2d
 
 #----------------------------------------------------------------------------
-# Precision policy shared by both networks.
-
-def block_dtype(use_reduced, device, force_fp32=None, reduced_dtype=torch.float16, full_dtype=torch.float32):
-    """Working dtype of a block that may run in reduced precision (`full_dtype` otherwise;
-    float64 networks are used for gradient checks).
-
-    force_fp32: None = automatic (reduced precision on CUDA only; the published code never
-    ran fp16 on the CPU), True = always float32, False = reduced precision on any device
-    (handy to exercise the bf16 path on the CPU).
-    """
-    if not use_reduced or force_fp32:
-        return full_dtype
-    if force_fp32 is None and device.type != 'cuda':
-        return full_dtype
-    return reduced_dtype
-
-
-def parse_dtype(name):
-    """'bfloat16' / 'float16' -> torch dtype, with a clear error for anything else."""
-    dtypes = {'bfloat16': torch.bfloat16, 'bf16': torch.bfloat16, 'float16': torch.float16, 'fp16': torch.float16}
-    if name not in dtypes:
-        raise ValueError(f'Unknown reduced-precision dtype {name!r}; use one of {sorted(dtypes)}.')
-    return dtypes[name]
-
-#----------------------------------------------------------------------------
 
 def normalize_2nd_moment(x, dim=1, eps=1e-8):
     """Scale x so that its mean square along `dim` is one."""

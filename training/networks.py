@@ -19,7 +19,8 @@ from torch_utils.ops import bias_act
 from torch_utils.ops import conv2d_resample
 from torch_utils.ops import fma
 from torch_utils.ops import upfirdn2d
-from training.layers import MappingSynthesisGenerator, Conv2dLayer, FullyConnectedLayer, MappingNetwork, block_dtype, check_shape, normalize_2nd_moment
+from training import precision as mp
+from training.layers import MappingSynthesisGenerator, Conv2dLayer, FullyConnectedLayer, MappingNetwork, check_shape, normalize_2nd_moment
 from training.networks_Discriminator import Discriminator, DiscriminatorBlock, DiscriminatorEpilogue, MinibatchStdLayer
 
 __all__ = ['normalize_2nd_moment', 'modulated_conv2d', 'FullyConnectedLayer', 'Conv2dLayer', 'MappingNetwork',
@@ -200,10 +201,10 @@ class SynthesisBlock(torch.nn.Module):
             self.skip = Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2,
                 resample_filter=resample_filter, channels_last=self.channels_last)
 
-    def forward(self, x, img, ws, force_fp32=None, fused_modconv=None, **layer_kwargs):
+    def forward(self, x, img, ws, precision='auto', fused_modconv=None, **layer_kwargs):
         check_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim], 'block ws')
         w_iter = iter(ws.unbind(dim=1))
-        dtype = block_dtype(self.use_fp16, ws.device, force_fp32)
+        dtype = mp.block_dtype(self.use_fp16, ws.device, precision, mp.CONV_DTYPE)
         memory_format = torch.channels_last if self.channels_last and dtype != torch.float32 else torch.contiguous_format
         if fused_modconv is None:
             # One grouped convolution is faster in inference; training needs the separate path's gradients.
@@ -255,22 +256,23 @@ class SynthesisNetwork(torch.nn.Module):
         self.img_channels = img_channels
         self.block_resolutions = [2 ** i for i in range(2, self.img_resolution_log2 + 1)]
         channels_dict = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
-        fp16_resolution = max(2 ** (self.img_resolution_log2 + 1 - num_fp16_res), 8)
 
         self.num_ws = 0
         for res in self.block_resolutions:
             in_channels = channels_dict[res // 2] if res > 4 else 0
             is_last = (res == self.img_resolution)
             block = SynthesisBlock(in_channels, channels_dict[res], w_dim=w_dim, resolution=res,
-                img_channels=img_channels, is_last=is_last, use_fp16=(res >= fp16_resolution), **block_kwargs)
+                img_channels=img_channels, is_last=is_last, use_fp16=mp.uses_reduced_precision(res, img_resolution, num_fp16_res), **block_kwargs)
             # Consecutive blocks share a w: a block's ToRGB reads the w of the next block's first conv.
             self.num_ws += block.num_conv
             if is_last:
                 self.num_ws += block.num_torgb
             setattr(self, f'b{res}', block)
 
-    def forward(self, ws, **block_kwargs):
+    def forward(self, ws, precision='auto', force_fp32=None, **block_kwargs):
+        """precision: 'auto', 'full' or 'reduced' (training/precision.py); force_fp32 is the published spelling."""
         check_shape(ws, [None, self.num_ws, self.w_dim], 'ws')
+        block_kwargs['precision'] = mp.resolve(precision, force_fp32)
         ws = ws.to(torch.float32)
         x = img = None
         w_idx = 0

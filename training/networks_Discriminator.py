@@ -9,8 +9,8 @@ With c_dim > 0 a mapping network embeds the label into `cmap` and the logit is t
 dot product of the output with it (projection discriminator).
 
 The highest `num_fp16_res` resolutions run in float16 on CUDA (conv_clamp keeps the
-activations in range); on the CPU they run in float32 unless `force_fp32=False` is passed,
-as the published code was GPU-only. `block_kwargs=dict(freeze_layers=N)` turns the first N
+activations in range); on the CPU they run in float32 unless `precision='reduced'` is passed,
+as the published code was GPU-only (training/precision.py holds the policy). `block_kwargs=dict(freeze_layers=N)` turns the first N
 layers (counted from the input image) into buffers (Freeze-D).
 """
 
@@ -19,7 +19,8 @@ import torch
 
 from torch_utils import persistence
 from torch_utils.ops import upfirdn2d
-from training.layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork, block_dtype, check_shape
+from training import precision as mp
+from training.layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork, check_shape
 
 __all__ = ['Discriminator', 'DiscriminatorBlock', 'DiscriminatorEpilogue', 'MinibatchStdLayer']
 
@@ -72,9 +73,9 @@ class DiscriminatorBlock(torch.nn.Module):
             self.skip = Conv2dLayer(tmp_channels, out_channels, kernel_size=1, bias=False, down=2,
                 resample_filter=resample_filter, trainable=trainable(), channels_last=self.channels_last)
 
-    def forward(self, x, img, force_fp32=None):
+    def forward(self, x, img, precision='auto'):
         device = (x if x is not None else img).device
-        dtype = block_dtype(self.use_fp16, device, force_fp32, torch.float16)
+        dtype = mp.block_dtype(self.use_fp16, device, precision, mp.CONV_DTYPE)
         memory_format = torch.channels_last if (self.channels_last and dtype != torch.float32) else torch.contiguous_format
         if x is not None:
             check_shape(x, [None, self.in_channels, self.resolution, self.resolution], f'Input of block b{self.resolution}')
@@ -179,7 +180,7 @@ class Discriminator(torch.nn.Module):
         architecture        = 'resnet', # 'orig', 'skip' or 'resnet'.
         channel_base        = 32768,    # Channels at resolution r: min(channel_base // r, channel_max).
         channel_max         = 512,      # Upper bound on the channels of any layer.
-        num_fp16_res        = 0,        # float16 for this many of the highest resolutions.
+        num_fp16_res        = 0,        # float16 for this many of the highest resolutions (counting the epilogue's).
         conv_clamp          = None,     # Clamp the conv outputs to +-conv_clamp, None = no clamping.
         cmap_dim            = None,     # Size of the label embedding, None = channels at 4x4.
         block_kwargs        = {},       # Arguments for DiscriminatorBlock (e.g. freeze_layers).
@@ -199,8 +200,6 @@ class Discriminator(torch.nn.Module):
             bottom //= 2
         self.epilogue_name = f'b{bottom}'
         channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions + [bottom]}
-        # The top num_fp16_res resolutions, counting the epilogue's, as published; never below 8x8.
-        fp16_resolutions = {res for res in (self.block_resolutions + [bottom])[:num_fp16_res] if res >= 8}
         if cmap_dim is None:
             cmap_dim = channels[bottom]
         if c_dim == 0:
@@ -210,21 +209,23 @@ class Discriminator(torch.nn.Module):
         layer_idx = 0
         for res in self.block_resolutions:
             block = DiscriminatorBlock(channels[res] if res < img_resolution else 0, channels[res], channels[res // 2],
-                resolution=res, first_layer_idx=layer_idx, use_fp16=(res in fp16_resolutions), **block_kwargs, **common)
+                resolution=res, first_layer_idx=layer_idx, use_fp16=mp.uses_reduced_precision(res, img_resolution, num_fp16_res), **block_kwargs, **common)
             setattr(self, f'b{res}', block)
             layer_idx += block.num_layers
         if c_dim > 0:
             self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None, **mapping_kwargs)
         setattr(self, self.epilogue_name, DiscriminatorEpilogue(channels[bottom], cmap_dim=cmap_dim, resolution=bottom, **epilogue_kwargs, **common))
 
-    def forward(self, img, c, update_emas=False, force_fp32=None):
+    def forward(self, img, c, update_emas=False, precision='auto', force_fp32=None):
         """img: [N, img_channels, img_resolution, img_resolution]; c: [N, c_dim] -> logits [N, 1].
-        update_emas is accepted for call compatibility with the generator (D tracks no averages)."""
+        precision: 'auto', 'full' or 'reduced' (training/precision.py); force_fp32 is the published
+        spelling. update_emas is accepted for call compatibility with the generator (D tracks no averages)."""
         del update_emas
+        precision = mp.resolve(precision, force_fp32)
         check_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], 'img')
         x = None
         for res in self.block_resolutions:
-            x, img = getattr(self, f'b{res}')(x, img, force_fp32=force_fp32)
+            x, img = getattr(self, f'b{res}')(x, img, precision=precision)
         cmap = None
         if self.c_dim > 0:
             cmap = self.mapping(None, c)

@@ -28,9 +28,9 @@ when the caller asked for `create_graph=True`; the backward then recomputes the 
 with differentiable math and differentiates it, so the returned gradient can itself be
 differentiated. Otherwise it reuses the fused kernel's own backward (no recomputation).
 
-Mixed precision: the blocks of the highest `num_fp16_res` resolutions run in `reduced_dtype`
-(bfloat16 by default, float16 with the conv_clamp also works) on CUDA; on the CPU everything
-runs in float32 unless `force_fp32=False` is passed explicitly. Styles, demodulation sums,
+Mixed precision (training/precision.py): the blocks of the highest `num_fp16_res` resolutions
+run in `reduced_dtype` (bfloat16 by default, float16 with the conv_clamp also works) on CUDA;
+on the CPU everything runs in float32 unless `precision='reduced'` is passed explicitly. Styles, demodulation sums,
 the toRGB layers and the image path always stay in float32.
 """
 
@@ -43,7 +43,8 @@ import torch.nn.functional as F
 from torch_utils import persistence
 from torch_utils.ops import bias_act
 from torch_utils.ops import upfirdn2d
-from training.layers import MappingSynthesisGenerator, FullyConnectedLayer, MappingNetwork, block_dtype, check_shape, parse_dtype
+from training import precision as mp
+from training.layers import MappingSynthesisGenerator, FullyConnectedLayer, MappingNetwork, check_shape
 
 __all__ = ['Generator', 'SynthesisNetwork', 'EncoderBlock', 'Encoderlayer', 'ToRGBLayer', 'MappingNetwork',
            'attention_impl', 'get_attention_impl']
@@ -284,7 +285,7 @@ class EncoderBlock(torch.nn.Module):
         self.is_first = is_first
         self.is_last = is_last
         self.use_fp16 = use_fp16
-        self.reduced_dtype = parse_dtype(reduced_dtype)
+        self.reduced_dtype = mp.parse_dtype(reduced_dtype)
         self.num_ws_used = 2 if is_last else 1 # The toRGB layer reads the next block's w.
         self.register_buffer('resample_filter', upfirdn2d.setup_filter(resample_filter))
 
@@ -300,9 +301,9 @@ class EncoderBlock(torch.nn.Module):
         if is_last:
             self.torgb = ToRGBLayer(self.out_dim, img_channels, w_dim=w_dim)
 
-    def forward(self, x, img, ws, noise_mode='random', force_fp32=None, return_attention=False):
+    def forward(self, x, img, ws, noise_mode='random', precision='auto', return_attention=False):
         """ws: [batch, num_ws_used, w_dim]. Returns (x, img, attention map or None)."""
-        dtype = block_dtype(self.use_fp16, ws.device, force_fp32, self.reduced_dtype, full_dtype=ws.dtype)
+        dtype = mp.block_dtype(self.use_fp16, ws.device, precision, self.reduced_dtype, full_dtype=ws.dtype)
         if hasattr(self, 'const'):
             x = self.const.to(dtype).unsqueeze(0).expand(ws.shape[0], -1, -1)
         else:
@@ -363,7 +364,6 @@ class SynthesisNetwork(torch.nn.Module):
             raise ValueError(f'Resolutions {self.block_resolutions} need one num_layers entry and one G_dict entry each; '
                              f'got num_layers={list(num_layers)}, G_dict={list(G_dict)}.')
         widths = dict(zip(self.block_resolutions, G_dict))
-        fp16_resolution = max(img_resolution * 2 // 2 ** num_fp16_res, start_resolution)
 
         self.num_ws = 0
         self.block_names = [] # Execution order; the blocks themselves are attributes b{res}_{j}.
@@ -373,15 +373,17 @@ class SynthesisNetwork(torch.nn.Module):
                     minimum_head=minimum_head, img_resolution=img_resolution, resolution=res, img_channels=img_channels,
                     is_first=(j == 0), is_last=(j == num_blocks - 1), start_resolution=start_resolution,
                     linformer=linformer, linformer_length=linformer_length, linformer_min_resolution=linformer_min_resolution,
-                    conv_clamp=conv_clamp, use_fp16=(num_fp16_res > 0 and res >= fp16_resolution), reduced_dtype=reduced_dtype)
+                    conv_clamp=conv_clamp, use_fp16=mp.uses_reduced_precision(res, img_resolution, num_fp16_res, start_resolution), reduced_dtype=reduced_dtype)
                 setattr(self, f'b{res}_{j}', block)
                 self.block_names.append(f'b{res}_{j}')
             # One w per block plus one per resolution (its toRGB); kept for snapshot compatibility.
             self.num_ws += num_blocks + 1
 
-    def forward(self, ws, noise_mode='random', force_fp32=None, return_attention=False):
+    def forward(self, ws, noise_mode='random', precision='auto', force_fp32=None, return_attention=False):
         """ws: [batch, num_ws, w_dim] -> image [batch, img_channels, img_resolution, img_resolution]
-        (and the list of attention maps [batch, heads, tokens, keys], one per block, if asked)."""
+        (and the list of attention maps [batch, heads, tokens, keys], one per block, if asked).
+        precision: 'auto', 'full' or 'reduced' (training/precision.py); force_fp32 is the published spelling."""
+        precision = mp.resolve(precision, force_fp32)
         if noise_mode not in ('random', 'const', 'none'):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', got {noise_mode!r}.")
         check_shape(ws, [None, self.num_ws, self.w_dim], 'ws')
@@ -391,7 +393,7 @@ class SynthesisNetwork(torch.nn.Module):
         for w_idx, name in enumerate(self.block_names):
             block = getattr(self, name)
             x, img, attn = block(x, img, ws[:, w_idx:w_idx + block.num_ws_used], noise_mode=noise_mode,
-                                 force_fp32=force_fp32, return_attention=return_attention)
+                                 precision=precision, return_attention=return_attention)
             maps.append(attn)
         return (img, maps) if return_attention else img
 

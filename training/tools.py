@@ -117,16 +117,18 @@ def save_image_grid(images, path, drange, grid_size):
     save_image(image_grid(to_uint8(images, drange), cols=gw), path)
 
 
-def synthesize(G, ws, noise_mode, noise_seed=None, force_fp32=True):
+def synthesize(G, ws, noise_mode, noise_seed=None, full_precision=True):
     """G.synthesis with reproducible random noise (torch RNG seeded by noise_seed when given).
     float32 by default: the published Styleformer generator always ran in float32, so its images
-    are reproduced; force_fp32=None uses the snapshot's reduced-precision blocks on CUDA."""
+    are reproduced; full_precision=False runs the snapshot's reduced-precision blocks on CUDA.
+    The published keyword force_fp32 is used, so networks loaded with their own code take it too."""
     if noise_mode == 'random' and noise_seed is not None:
         torch.manual_seed(noise_seed)
-    return G.synthesis(ws, noise_mode=noise_mode, force_fp32=force_fp32)
+    precision = dict(force_fp32=True) if full_precision else {}
+    return G.synthesis(ws, noise_mode=noise_mode, **precision)
 
 
-def generate_images(G, seeds, label, truncation_psi=1, truncation_cutoff=None, noise_mode='const', batch_size=1, force_fp32=True):
+def generate_images(G, seeds, label, truncation_psi=1, truncation_cutoff=None, noise_mode='const', batch_size=1, full_precision=True):
     """uint8 images [len(seeds), H, W, C] for the seeds, `batch_size` at a time."""
     device = label.device
     images = []
@@ -135,5 +137,5 @@ def generate_images(G, seeds, label, truncation_psi=1, truncation_cutoff=None, n
         z = seeds_to_z(batch, G.z_dim, device)
         with torch.no_grad():
             ws = G.mapping(z, label[:len(batch)], truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-            images.append(to_uint8(synthesize(G, ws, noise_mode, noise_seed=batch[0], force_fp32=force_fp32)))
+            images.append(to_uint8(synthesize(G, ws, noise_mode, noise_seed=batch[0], full_precision=full_precision)))
     return np.concatenate(images)
