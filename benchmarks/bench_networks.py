@@ -66,12 +66,12 @@ def _timed(fn, device, warmup, iters):
 
 def _measure(config_name, what, impl, device_name, batch, warmup, iters, queue):
     """Runs in a subprocess: one (network, pass, attention impl) measurement."""
-    from training import networks_Generator
     device = torch.device(device_name)
     torch.manual_seed(0)
     cfg = CONFIGS[config_name]
     if what.startswith('G'):
-        net = dnnlib.util.construct_class_by_name(class_name='training.networks_Generator.Generator', **cfg['G'])
+        G_kwargs = dict(cfg['G'], synthesis_kwargs=dict(cfg['G']['synthesis_kwargs'], attention_impl=impl))
+        net = dnnlib.util.construct_class_by_name(class_name='training.networks_Generator.Generator', **G_kwargs)
     else:
         net = dnnlib.util.construct_class_by_name(class_name='training.networks_Discriminator.Discriminator', **cfg['D'])
     net = net.to(device).train()
@@ -95,8 +95,7 @@ def _measure(config_name, what, impl, device_name, batch, warmup, iters, queue):
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
         baseline = torch.cuda.memory_allocated(device)
-    with networks_Generator.attention_impl(impl):
-        seconds = _timed(fn, device, warmup, iters)
+    seconds = _timed(fn, device, warmup, iters)
     if device.type == 'cuda':
         peak = torch.cuda.max_memory_allocated(device) - baseline
     else:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from training.networks_Discriminator import Discriminator
-from training.networks_Generator import Generator, attention_impl
+from training.networks_Generator import Generator
 
 
 def _small_G(c_dim=0, img_resolution=16, dtype=torch.float32, seed=0, **synthesis):
@@ -51,8 +51,7 @@ def test_fast_matches_math_forward_and_gradients(cfg):
     for impl in ['fast', 'math']:
         G.zero_grad(set_to_none=True)
         ws = G.mapping(z, c).detach().requires_grad_(True)
-        with attention_impl(impl):
-            img = G.synthesis(ws, noise_mode='const')
+        img = G.synthesis(ws, noise_mode='const', attention_impl=impl)
         (img * probe).sum().backward()
         grads = {name: p.grad.clone() for name, p in G.named_parameters() if p.grad is not None}
         results[impl] = (img.detach(), ws.grad.clone(), grads)
@@ -64,6 +63,26 @@ def test_fast_matches_math_forward_and_gradients(cfg):
     assert grads_f.keys() == grads_m.keys() and len(grads_f) > 10
     for name in grads_m:
         assert _rel_err(grads_f[name], grads_m[name]) < 1e-4, name
+
+
+def test_attention_impl_per_network_and_per_call():
+    G_fast, G_math = _small_G(), _small_G(attention_impl='math')
+    assert G_math.state_dict().keys() == G_fast.state_dict().keys()  # A choice, not a weight: snapshots load either way.
+    G_math.load_state_dict(G_fast.state_dict())
+    ws = G_fast.mapping(torch.randn(2, G_fast.z_dim), None)
+    paths = []
+    def record(module, args, output):  # The published form returns the attention map, the fast path None.
+        paths.append('math' if output[1] is not None else 'fast')
+    for G in (G_fast, G_math):
+        G.synthesis.b8_0.enc.register_forward_hook(record)
+    with torch.no_grad():
+        G_fast.synthesis(ws, noise_mode='const')
+        G_math.synthesis(ws, noise_mode='const')
+        G_math.synthesis(ws, noise_mode='const', attention_impl='fast')
+        G_fast(torch.randn(2, G_fast.z_dim), None, attention_impl='math')
+    assert paths == ['fast', 'math', 'fast', 'math']
+    with pytest.raises(ValueError, match='Unknown attention implementation'):
+        _small_G(attention_impl='flash')
 
 #----------------------------------------------------------------------------
 # Noise, truncation, shapes.

@@ -17,9 +17,11 @@ Every encoder layer mixes its tokens with one of two implementations of the same
 - 'math': the published formulation; modulated weights and the softmax attention map are
   materialized. Used by the tests (as the reference) and by the benchmark.
 
-Select one with the context manager `attention_impl('fast' | 'math')`; `get_attention_impl()`
-returns the current choice. `G.synthesis(ws, return_attention=True)` also returns the maps
-(computed with the 'math' formulation only for that call).
+Choose one per network with the constructor argument `attention_impl='fast' | 'math'` of the
+synthesis network (`synthesis_kwargs` of G; not saved in the state dict), or per call with
+`G.synthesis(ws, attention_impl=...)` / `G(z, c, attention_impl=...)`.
+`G.synthesis(ws, return_attention=True)` also returns the maps (computed with the 'math'
+formulation only for that call).
 
 Second derivatives (path-length regularization, gradient penalties through G) need no switch:
 the fused kernels have no double backward, so the fast path wraps them in `_FusedAttention`,
@@ -34,8 +36,6 @@ on the CPU everything runs in float32 unless `precision='reduced'` is passed exp
 the toRGB layers and the image path always stay in float32.
 """
 
-import contextlib
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -47,31 +47,18 @@ from training import precision as mp
 from training.layers import MappingSynthesisGenerator, FullyConnectedLayer, MappingNetwork, check_shape
 
 __all__ = ['Generator', 'SynthesisNetwork', 'EncoderBlock', 'Encoderlayer', 'ToRGBLayer', 'MappingNetwork',
-           'attention_impl', 'get_attention_impl']
+           'ATTENTION_IMPLS']
 
 #----------------------------------------------------------------------------
-# Attention implementation switch.
+# Attention implementations (see the module docstring).
 
-_ATTENTION_IMPLS = ('fast', 'math')
-_current_attention_impl = 'fast'
-
-
-def get_attention_impl():
-    return _current_attention_impl
+ATTENTION_IMPLS = ('fast', 'math')
 
 
-@contextlib.contextmanager
-def attention_impl(impl):
-    """Run the enclosed code with the 'fast' (fused SDPA) or 'math' (published) attention."""
-    global _current_attention_impl
-    if impl not in _ATTENTION_IMPLS:
-        raise ValueError(f'Unknown attention implementation {impl!r}; use one of {_ATTENTION_IMPLS}.')
-    previous = _current_attention_impl
-    _current_attention_impl = impl
-    try:
-        yield
-    finally:
-        _current_attention_impl = previous
+def _check_attention_impl(impl):
+    if impl not in ATTENTION_IMPLS:
+        raise ValueError(f'Unknown attention implementation {impl!r}; use one of {ATTENTION_IMPLS}.')
+    return impl
 
 #----------------------------------------------------------------------------
 # Attention cores. q, k, v: [batch, heads, tokens, head_dim].
@@ -162,13 +149,13 @@ class Encoderlayer(torch.nn.Module):
         self.noise_strength = torch.nn.Parameter(torch.zeros([]))
         self.bias = torch.nn.Parameter(torch.zeros([out_dim]))
 
-    def forward(self, x, w, noise_mode='random', return_attention=False):
+    def forward(self, x, w, noise_mode='random', attention_impl='fast', return_attention=False):
         """x: [batch, seq_length, h_dim] -> ([batch, seq_length, out_dim], attention map or None)."""
         styles = self.affine1(w)
         s_in, s_out = styles[:, :self.h_dim], styles[:, self.h_dim:]
         x = x * s_in.to(x.dtype).unsqueeze(1)
         x = F.layer_norm(x, [self.h_dim], eps=1e-5) # Each token over its channels, no affine.
-        if return_attention or get_attention_impl() == 'math':
+        if return_attention or attention_impl == 'math':
             x, attn = self._mix_math(x, s_in, s_out)
         else:
             x, attn = self._mix_fast(x, s_in, s_out), None
@@ -238,10 +225,10 @@ class ToRGBLayer(torch.nn.Module):
         self.weight = _uniform_weight(out_channels, in_channels)
         self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
 
-    def forward(self, x, w, resolution):
+    def forward(self, x, w, resolution, attention_impl='fast'):
         """x: [batch, resolution**2, in_channels] -> image [batch, out_channels, resolution, resolution]."""
         styles = self.affine(w)
-        dcoefs = demodulation(self.weight, styles, materialize=(get_attention_impl() == 'math'))
+        dcoefs = demodulation(self.weight, styles, materialize=(attention_impl == 'math'))
         y = torch.matmul(x.to(styles.dtype) * styles.unsqueeze(1), self.weight.t()) * dcoefs.unsqueeze(1)
         y = y + self.bias
         return y.transpose(1, 2).reshape(x.shape[0], self.out_channels, resolution, resolution)
@@ -301,7 +288,7 @@ class EncoderBlock(torch.nn.Module):
         if is_last:
             self.torgb = ToRGBLayer(self.out_dim, img_channels, w_dim=w_dim)
 
-    def forward(self, x, img, ws, noise_mode='random', precision='auto', return_attention=False):
+    def forward(self, x, img, ws, noise_mode='random', precision='auto', attention_impl='fast', return_attention=False):
         """ws: [batch, num_ws_used, w_dim]. Returns (x, img, attention map or None)."""
         dtype = mp.block_dtype(self.use_fp16, ws.device, precision, self.reduced_dtype, full_dtype=ws.dtype)
         if hasattr(self, 'const'):
@@ -311,12 +298,12 @@ class EncoderBlock(torch.nn.Module):
             x = x.to(dtype)
         if self.is_first:
             x = x + self.pos_embedding.to(dtype)
-        x, attn = self.enc(x, ws[:, 0], noise_mode=noise_mode, return_attention=return_attention)
+        x, attn = self.enc(x, ws[:, 0], noise_mode=noise_mode, attention_impl=attention_impl, return_attention=return_attention)
 
         if self.is_last:
             if img is not None:
                 img = upfirdn2d.upsample2d(img, self.resample_filter)
-            y = self.torgb(x, ws[:, 1], self.resolution)
+            y = self.torgb(x, ws[:, 1], self.resolution, attention_impl)
             img = img + y if img is not None else y
             if self.resolution != self.img_resolution:
                 x = x.transpose(1, 2).reshape(x.shape[0], self.out_dim, self.resolution, self.resolution)
@@ -348,9 +335,11 @@ class SynthesisNetwork(torch.nn.Module):
         linformer_min_resolution = 32, # First resolution with the projection.
         start_resolution = 8,       # Resolution of the learned constant (12 for 48x48 / 96x96).
         reduced_dtype   = 'bfloat16', # 'bfloat16' or 'float16' for the reduced-precision blocks.
+        attention_impl  = 'fast',   # Default attention implementation: 'fast' or 'math' (module docstring).
     ):
         super().__init__()
         del channel_base, channel_max
+        self.attention_impl = _check_attention_impl(attention_impl)
         log2_ratio = np.log2(img_resolution / start_resolution) if img_resolution >= start_resolution else -1
         if log2_ratio < 0 or log2_ratio != int(log2_ratio):
             raise ValueError(f'img_resolution={img_resolution} must be start_resolution={start_resolution} times a power '
@@ -379,11 +368,13 @@ class SynthesisNetwork(torch.nn.Module):
             # One w per block plus one per resolution (its toRGB); kept for snapshot compatibility.
             self.num_ws += num_blocks + 1
 
-    def forward(self, ws, noise_mode='random', precision='auto', force_fp32=None, return_attention=False):
+    def forward(self, ws, noise_mode='random', precision='auto', force_fp32=None, attention_impl=None, return_attention=False):
         """ws: [batch, num_ws, w_dim] -> image [batch, img_channels, img_resolution, img_resolution]
         (and the list of attention maps [batch, heads, tokens, keys], one per block, if asked).
-        precision: 'auto', 'full' or 'reduced' (training/precision.py); force_fp32 is the published spelling."""
+        precision: 'auto', 'full' or 'reduced' (training/precision.py); force_fp32 is the published spelling.
+        attention_impl: 'fast' or 'math' for this call, None = the network's own."""
         precision = mp.resolve(precision, force_fp32)
+        attention_impl = _check_attention_impl(attention_impl or self.attention_impl)
         if noise_mode not in ('random', 'const', 'none'):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', got {noise_mode!r}.")
         check_shape(ws, [None, self.num_ws, self.w_dim], 'ws')
@@ -393,7 +384,7 @@ class SynthesisNetwork(torch.nn.Module):
         for w_idx, name in enumerate(self.block_names):
             block = getattr(self, name)
             x, img, attn = block(x, img, ws[:, w_idx:w_idx + block.num_ws_used], noise_mode=noise_mode,
-                                 precision=precision, return_attention=return_attention)
+                                 precision=precision, attention_impl=attention_impl, return_attention=return_attention)
             maps.append(attn)
         return (img, maps) if return_attention else img
 
