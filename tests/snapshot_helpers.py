@@ -100,3 +100,9 @@ def write_file(path, data):
     with open(path, 'wb') as f:
         f.write(data)
     return str(path)
+
+
+def write_generator_snapshot(path, G):
+    """A published-format Styleformer snapshot of G at `path` (its embedded source, if run,
+    writes `path`.executed); returns the path as a string."""
+    return write_file(path, published_pickle(snapshot_dict(G), STYLEFORMER_SRC.format(marker=f'{path}.executed')))

@@ -10,7 +10,7 @@ import generate
 from training import tools
 from training.networks_Generator import Generator
 
-from snapshot_helpers import STYLEFORMER_SRC, build_case, published_pickle, snapshot_dict, write_file
+from snapshot_helpers import build_case, write_generator_snapshot
 
 #----------------------------------------------------------------------------
 
@@ -23,12 +23,9 @@ def g_small():
 def snapshots(tmp_path_factory, g_small):
     """Published-format snapshots of the unconditional and the conditional reference generators."""
     folder = tmp_path_factory.mktemp('snapshots')
-    src = STYLEFORMER_SRC.format(marker=str(folder / 'executed'))
     cond = build_case(Generator, 'g_linformer_cond')
-    return dict(
-        uncond=write_file(folder / 'uncond.pkl', published_pickle(snapshot_dict(g_small), src)),
-        cond=write_file(folder / 'cond.pkl', published_pickle(snapshot_dict(cond), src)),
-        cond_G=cond)
+    return dict(uncond=write_generator_snapshot(folder / 'uncond.pkl', g_small),
+                cond=write_generator_snapshot(folder / 'cond.pkl', cond), cond_G=cond)
 
 
 def run(args):

@@ -15,7 +15,7 @@ import style_mixing
 from training import tools
 from training.networks_Generator import Generator
 
-from snapshot_helpers import STYLEFORMER_SRC, build_case, published_pickle, snapshot_dict, write_file
+from snapshot_helpers import build_case, write_generator_snapshot
 
 #----------------------------------------------------------------------------
 
@@ -26,8 +26,7 @@ def g_small():
 
 @pytest.fixture(scope='module')
 def snapshot(tmp_path_factory, g_small):
-    folder = tmp_path_factory.mktemp('snapshot')
-    return write_file(folder / 'uncond.pkl', published_pickle(snapshot_dict(g_small), STYLEFORMER_SRC.format(marker=str(folder / 'x'))))
+    return write_generator_snapshot(tmp_path_factory.mktemp('snapshot') / 'uncond.pkl', g_small)
 
 
 def invoke(command, args):
