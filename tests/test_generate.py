@@ -143,3 +143,13 @@ def test_bad_network_and_missing_seeds(tmp_path, snapshots):
 def test_cuda_requested_without_cuda(tmp_path, snapshots):
     result = CliRunner().invoke(generate.generate_images_cmd, [f'--outdir={tmp_path}', '--seeds=1', f'--network={snapshots["uncond"]}', '--device=cuda'])
     assert result.exit_code != 0 and 'no CUDA device' in result.output
+
+
+def test_library_errors_become_one_line_click_errors(tmp_path, snapshots):
+    # training/tools.py raises ValueError/OSError; the CLI names the option and shows no traceback.
+    result = CliRunner().invoke(generate.generate_images_cmd, [f'--outdir={tmp_path}', '--seeds=1', f'--network={snapshots["uncond"]}', '--device=tpu0'])
+    assert result.exit_code == 2 and "Invalid value for --device: Unknown device 'tpu0'" in result.output
+    (tmp_path / 'not.npz').write_text('not a zip')
+    result = run([f'--outdir={tmp_path / "out"}', f'--projected-w={tmp_path / "not.npz"}', f'--network={snapshots["uncond"]}'])
+    assert result.exit_code == 2 and 'Invalid value for --projected-w' in result.output
+    assert 'Traceback' not in result.output and isinstance(result.exception, SystemExit)
