@@ -99,6 +99,39 @@ def test_video(tmp_path, snapshot, g_small):
     assert np.abs(frames[0].astype(float) - frames[3]).mean() > 1  # It moves.
 
 
+def test_keyframes_from_seeds_and_projected_w(g_small):
+    label = torch.zeros([1, 0])
+    projected = torch.randn([2, g_small.num_ws, g_small.w_dim])
+    keys = gen_video.keyframes(g_small, [0, 1], projected, label, cells=2, space='w', truncation_psi=0.5)
+    seed_ws = g_small.mapping(generate.seeds_to_z([0, 1], g_small.z_dim, 'cpu'), None, truncation_psi=0.5)
+    assert keys.shape == (2, 2, g_small.num_ws, g_small.w_dim)  # [cells, keys per cell, ...]
+    # Seeds first, then the projected w's (untruncated), dealt to the cells in turn.
+    for cell, expected in enumerate([[seed_ws[0], projected[0]], [seed_ws[1], projected[1]]]):
+        assert torch.allclose(keys[cell], torch.stack(expected))
+    with pytest.raises(Exception, match='--space=w'):
+        gen_video.keyframes(g_small, [0], projected, label, cells=1, space='z', truncation_psi=1)
+    with pytest.raises(Exception, match='at least 2 keyframes'):
+        gen_video.keyframes(g_small, [], projected[:1], label, cells=1, space='w', truncation_psi=1)
+
+
+@pytest.mark.slow
+def test_video_through_projected_w(tmp_path, snapshot, g_small):
+    projected = torch.randn([3, g_small.num_ws, g_small.w_dim]) * 0.5
+    np.savez(tmp_path / 'a.npz', w=projected[:2].numpy())  # Files with several w's and with one.
+    np.savez(tmp_path / 'b.npz', w=projected[2:].numpy())
+    output = tmp_path / 'proj.mp4'
+    invoke(gen_video.generate_video_cmd, [f'--output={output}', f'--projected-w={tmp_path / "a.npz"}', f'--projected-w={tmp_path / "b.npz"}',
+        '--w-frames=2', '--no-loop', f'--network={snapshot}'])
+    frames = read_video(output)
+    assert frames.shape == (5, 32, 32, 3)  # 3 keyframes, not looping: 2 transitions x 2 frames + the last.
+    keys = render(g_small, projected).astype(float)
+    for frame, key in [(0, 0), (2, 1), (4, 2)]:  # Each keyframe is on screen at its frame, up to video compression.
+        errors = np.abs(frames[frame] - keys).mean(axis=(1, 2, 3))
+        assert errors[key] < 20 and errors.argmin() == key, errors
+    result = CliRunner().invoke(gen_video.generate_video_cmd, [f'--output={output}', f'--network={snapshot}'])
+    assert result.exit_code == 2 and '--projected-w' in result.output
+
+
 def assert_rows_labelled(strip, num_rows):
     """Each row's part of the label strip is mostly white background with dark text on it,
     and no two rows carry the same label."""
