@@ -205,3 +205,56 @@ def test_projection_loss_choice(tmp_path, g_small):
         projector.make_loss('pixel,bogus', target, torch.device('cpu'))
     loss = projector.make_loss('pixel', target, torch.device('cpu'))
     assert float(loss(torch.ones([1, 3, 32, 32]))) == pytest.approx(1.0)
+
+
+def test_projection_w_plus(g_small):
+    ws = g_small.mapping(generate.seeds_to_z([11], g_small.z_dim, 'cpu'), None)
+    target = render(g_small, ws)[0]
+    target = torch.tensor(target.transpose(2, 0, 1)[None], dtype=torch.float32) / 127.5 - 1
+    results = {}
+    for w_plus in [False, True]:
+        losses = []
+        torch.manual_seed(0)
+        results[w_plus] = projector.project(g_small, target, projector.PixelLoss(target), torch.zeros([1, 0]), num_steps=6,
+            w_avg_samples=500, on_step=lambda step, loss, synth: losses.append(loss), w_plus=w_plus)
+        assert results[w_plus].shape == (6, g_small.num_ws, g_small.w_dim) and losses[-1] < losses[0]
+    assert (results[False] == results[False][:, :1]).all()  # W: one w for every layer.
+    assert not (results[True][-1] == results[True][-1, :1]).all()  # W+: the layers' w's move apart.
+
+
+def test_projection_of_a_folder(tmp_path, snapshot, g_small):
+    targets = tmp_path / 'targets'
+    targets.mkdir()
+    for seed, name in [(11, 'b.png'), (12, 'a.jpg')]:
+        ws = g_small.mapping(generate.seeds_to_z([seed], g_small.z_dim, 'cpu'), None)
+        PIL.Image.fromarray(render(g_small, ws)[0]).save(targets / name)
+    (targets / 'notes.txt').write_text('not an image')
+    common = ['--num-steps=2', '--loss=pixel', '--no-save-video', '--w-plus', f'--network={snapshot}']
+    result = invoke(projector.run_projection, [f'--outdir={tmp_path / "out"}', f'--target={targets}', *common])
+    assert 'Target 1/2: a' in result.output and 'Target 2/2: b' in result.output
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['a', 'b']
+    # Each result is what projecting that image alone gives.
+    invoke(projector.run_projection, [f'--outdir={tmp_path / "alone"}', f'--target={targets / "b.png"}', *common])
+    w_folder, w_alone = (np.load(path / 'projected_w.npz')['w'] for path in [tmp_path / 'out' / 'b', tmp_path / 'alone'])
+    assert w_folder.shape == (1, g_small.num_ws, g_small.w_dim) and np.array_equal(w_folder, w_alone)
+    assert np.array_equal(read_png(tmp_path / 'out' / 'b' / 'proj.png'), read_png(tmp_path / 'alone' / 'proj.png'))
+    assert not np.array_equal(w_folder, np.load(tmp_path / 'out' / 'a' / 'projected_w.npz')['w'])
+
+
+@pytest.mark.parametrize('files, message', [
+    ({}, 'without images'),
+    ({'x.png': 'image', 'x.jpg': 'image'}, "named 'x'"),
+    ({'a.png': 'image', 'b.png': 'broken'}, 'b.png'),
+])
+def test_projection_folder_errors_come_before_any_output(tmp_path, snapshot, files, message):
+    targets = tmp_path / 'targets'
+    targets.mkdir()
+    for name, kind in files.items():
+        if kind == 'image':
+            PIL.Image.fromarray(np.zeros([8, 8, 3], np.uint8)).save(targets / name)
+        else:
+            (targets / name).write_bytes(b'not an image')
+    result = CliRunner().invoke(projector.run_projection, [f'--outdir={tmp_path / "out"}', f'--target={targets}', '--num-steps=1',
+        '--loss=pixel', '--device=cpu', f'--network={snapshot}'])
+    assert result.exit_code == 1 and message in result.output and 'Traceback' not in result.output, result.output
+    assert not (tmp_path / 'out').exists()
