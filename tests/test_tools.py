@@ -116,7 +116,7 @@ def test_keyframes_from_seeds_and_projected_w(g_small):
 
 @pytest.mark.slow
 def test_video_through_projected_w(tmp_path, snapshot, g_small):
-    projected = torch.randn([3, g_small.num_ws, g_small.w_dim]) * 0.5
+    projected = g_small.mapping(generate.seeds_to_z([20, 21, 22], g_small.z_dim, 'cpu'), None, truncation_psi=0.7)  # Typical w's.
     np.savez(tmp_path / 'a.npz', w=projected[:2].numpy())  # Files with several w's and with one.
     np.savez(tmp_path / 'b.npz', w=projected[2:].numpy())
     output = tmp_path / 'proj.mp4'
@@ -126,8 +126,8 @@ def test_video_through_projected_w(tmp_path, snapshot, g_small):
     assert frames.shape == (5, 32, 32, 3)  # 3 keyframes, not looping: 2 transitions x 2 frames + the last.
     keys = render(g_small, projected).astype(float)
     for frame, key in [(0, 0), (2, 1), (4, 2)]:  # Each keyframe is on screen at its frame, up to video compression.
-        errors = np.abs(frames[frame] - keys).mean(axis=(1, 2, 3))
-        assert errors[key] < 20 and errors.argmin() == key, errors
+        errors = np.abs(frames[frame] - keys).mean(axis=(1, 2, 3))  # Measured: about 18 for the key, over 60 for the others.
+        assert errors[key] < 0.5 * np.delete(errors, key).min(), errors
     result = CliRunner().invoke(gen_video.generate_video_cmd, [f'--output={output}', f'--network={snapshot}'])
     assert result.exit_code == 2 and '--projected-w' in result.output
 
