@@ -29,6 +29,16 @@ def snapshot(tmp_path_factory, g_small):
     return write_file(folder / 'uncond.pkl', published_pickle(snapshot_dict(g_small), STYLEFORMER_SRC.format(marker=str(folder / 'x'))))
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: these tiny networks gain nothing from more, and on a busy machine
+    extra threads thrash (the W+ test: 0.3 s idle, 35 s at load 14 with the default threads)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def invoke(command, args):
     result = CliRunner().invoke(command, args + ['--device=cpu'])  # Exact comparisons: no reduced precision.
     assert result.exit_code == 0, result.output
@@ -115,7 +125,7 @@ def test_keyframes_from_seeds_and_projected_w(g_small):
 
 
 @pytest.mark.slow
-def test_video_through_projected_w(tmp_path, snapshot, g_small):
+def test_video_through_projected_w(tmp_path, snapshot, g_small, one_thread):
     projected = g_small.mapping(generate.seeds_to_z([20, 21, 22], g_small.z_dim, 'cpu'), None, truncation_psi=0.7)  # Typical w's.
     np.savez(tmp_path / 'a.npz', w=projected[:2].numpy())  # Files with several w's and with one.
     np.savez(tmp_path / 'b.npz', w=projected[2:].numpy())
@@ -207,7 +217,7 @@ def test_projection_loss_choice(tmp_path, g_small):
     assert float(loss(torch.ones([1, 3, 32, 32]))) == pytest.approx(1.0)
 
 
-def test_projection_w_plus(g_small):
+def test_projection_w_plus(g_small, one_thread):
     ws = g_small.mapping(generate.seeds_to_z([11], g_small.z_dim, 'cpu'), None)
     target = render(g_small, ws)[0]
     target = torch.tensor(target.transpose(2, 0, 1)[None], dtype=torch.float32) / 127.5 - 1
@@ -222,7 +232,7 @@ def test_projection_w_plus(g_small):
     assert not (results[True][-1] == results[True][-1, :1]).all()  # W+: the layers' w's move apart.
 
 
-def test_projection_of_a_folder(tmp_path, snapshot, g_small):
+def test_projection_of_a_folder(tmp_path, snapshot, g_small, one_thread):
     targets = tmp_path / 'targets'
     targets.mkdir()
     for seed, name in [(11, 'b.png'), (12, 'a.jpg')]:
