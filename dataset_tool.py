@@ -2,6 +2,7 @@
 dataset.json with the labels, the layout StyleGAN2-ADA uses). Run with --help for the
 sources it reads."""
 
+import collections
 import contextlib
 import gzip
 import hashlib
@@ -40,11 +41,18 @@ class Source(typing.NamedTuple):
 def fail(message):
     raise click.ClickException(message)
 
-def open_image_files(path):
-    """A folder (recursively) or a zip of images, labelled by its dataset.json if any."""
+def open_image_files(path, labels_from_folders=False):
+    """A folder (recursively) or a zip of images, labelled by its dataset.json if any, or by
+    class folders. Returns the source and the class names (None unless from folders)."""
     files = ImageFiles(path)
     labels = files.read_labels()
-    if labels is not None:
+    class_names = None
+    if labels_from_folders:
+        if labels is not None:
+            fail(f"'{path}' has its own {LABELS_FILE} with labels; drop --labels-from-folders to use them, "
+                 f"or delete {LABELS_FILE} to label by folder")
+        labels, class_names = folder_labels(path, files.names)
+    elif labels is not None:
         unlabelled = [name for name in files.names if name not in labels]
         if unlabelled:
             fail(f"'{path}/{LABELS_FILE}' has no label for '{unlabelled[0]}' ({len(unlabelled)} images lack one); "
@@ -52,7 +60,32 @@ def open_image_files(path):
     def records():
         for name in files.names:
             yield Record(f'{path}/{name}', files.read_image(name), None if labels is None else labels[name])
-    return Source(len(files.names), records())
+    return Source(len(files.names), records()), class_names
+
+def top_level_folders(path):
+    """Names of the folders directly under a folder or at the root of a zip; hidden ones left out."""
+    if os.path.isdir(path):
+        names = {entry.name for entry in os.scandir(path) if entry.is_dir()}
+    else:
+        with zipfile.ZipFile(path) as archive:
+            names = {name.split('/')[0] for name in archive.namelist() if '/' in name}
+    return {name for name in names if not name.startswith('.')}
+
+def folder_labels(path, image_names):
+    """{image name: class index} from each image's top-level folder, and the class names:
+    the folder names, sorted, so that class i is the i-th name."""
+    loose = [name for name in image_names if '/' not in name]
+    if loose:
+        fail(f"'{path}/{loose[0]}' is not in a class folder ({len(loose)} images at the top level); "
+             f"with --labels-from-folders every image must be inside a folder named after its class")
+    counts = collections.Counter(name.split('/')[0] for name in image_names)
+    empty = sorted(top_level_folders(path) - set(counts))
+    if empty:
+        fail(f"class folder '{path}/{empty[0]}' holds no images ({len(empty)} empty class folders); "
+             f"add images to it or remove it")
+    class_names = sorted(counts)
+    index = {name: i for i, name in enumerate(class_names)}
+    return {name: index[name.split('/')[0]] for name in image_names}, class_names
 
 def read_idx(path):
     """An IDX file (the MNIST format), gzipped or not, as a uint8 array."""
@@ -233,17 +266,25 @@ def fetch_builtin(name):
 SUPPORTED_SOURCES = ('a folder or .zip of images, cifar-10-python.tar.gz, *-images-idx3-ubyte[.gz], '
                      'an STL-10 *_X.bin, an LSUN LMDB folder, or one of ' + ', '.join(BUILTIN_DATASETS))
 
-def open_source(source):
-    """Picks the reader for `source` by its name and kind."""
+def open_source(source, labels_from_folders=False):
+    """Picks the reader for `source` by its name and kind; returns the source and its class
+    names (None unless --labels-from-folders)."""
+    is_image_files = os.path.isdir(source) and not os.path.isfile(os.path.join(source, 'data.mdb')) or (
+        os.path.isfile(source) and source.lower().endswith('.zip'))
+    if is_image_files:
+        return open_image_files(source, labels_from_folders)
+    if labels_from_folders:
+        fail(f"--labels-from-folders needs a folder or .zip of images with one subfolder per class; '{source}' is neither")
+    return open_other_source(source), None
+
+def open_other_source(source):
     if source in BUILTIN_DATASETS and not os.path.exists(source):
         return BUILTIN_DATASETS[source].opener(*fetch_builtin(source))
     if not os.path.exists(source):
         fail(f"source '{source}' does not exist; give {SUPPORTED_SOURCES}")
     name = os.path.basename(os.path.normpath(source)).lower()
     if os.path.isdir(source):
-        return open_lmdb(source) if os.path.isfile(os.path.join(source, 'data.mdb')) else open_image_files(source)
-    if name.endswith('.zip'):
-        return open_image_files(source)
+        return open_lmdb(source)
     if name.endswith(('.tar', '.tar.gz', '.tgz')):
         return open_cifar10(source)
     if re.search(r'-idx3-ubyte(\.gz)?$', name):
@@ -265,10 +306,19 @@ def make_transform(transform, width, height, resize_filter):
     def resize(image, size):
         return image if image.size == size else image.resize(size, resample)
 
+    def paste_centered(image, side):
+        canvas = PIL.Image.new(image.mode, (side, side))  # Black.
+        canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+        return canvas
+
     def center_crop(image):
         side = min(image.size)
         left, top = (image.width - side) // 2, (image.height - side) // 2
         image = image.crop((left, top, left + side, top + side))
+        return image if width is None else resize(image, (width, height))
+
+    def center_pad(image):
+        image = paste_centered(image, max(image.size))
         return image if width is None else resize(image, (width, height))
 
     def center_crop_wide(image):
@@ -279,15 +329,14 @@ def make_transform(transform, width, height, resize_filter):
             return None  # Would need enlarging.
         left, top = (image.width - crop_w) // 2, (image.height - crop_h) // 2
         image = resize(image.crop((left, top, left + crop_w, top + crop_h)), (width, height))
-        side = max(width, height)
-        canvas = PIL.Image.new(image.mode, (side, side))
-        canvas.paste(image, ((side - width) // 2, (side - height) // 2))
-        return canvas
+        return paste_centered(image, max(width, height))
 
     if transform is None:
         return (lambda image: image) if width is None else (lambda image: resize(image, (width, height)))
     if transform == 'center-crop':
         return center_crop
+    if transform == 'center-pad':
+        return center_pad
     if width is None:
         fail('--transform=center-crop-wide needs --width and --height')
     return center_crop_wide
@@ -332,8 +381,9 @@ class DatasetWriter:
             with open(os.path.join(self.tmp_path, name), 'wb') as file:
                 file.write(data)
 
-    def commit(self, labels):
-        self.add(LABELS_FILE, json.dumps({'labels': labels}).encode('utf-8'))
+    def commit(self, labels, class_names=None):
+        meta = {'labels': labels} if class_names is None else {'labels': labels, 'class_names': class_names}
+        self.add(LABELS_FILE, json.dumps(meta).encode('utf-8'))
         if self.is_zip:
             self._zip.close()
         if os.path.exists(self.dest):
@@ -367,13 +417,19 @@ def encode_png(image):
     image.save(buffer, format='png', compress_level=1)
     return buffer.getvalue()
 
-def convert_dataset(source, dest, max_images=None, transform=None, width=None, height=None, resize_filter='lanczos'):
+def describe_classes(class_names, limit=10):
+    shown = ', '.join(f'{index}={name}' for index, name in enumerate(class_names[:limit]))
+    more = f', ... ({len(class_names)} classes; all in {LABELS_FILE} "class_names")' if len(class_names) > limit else ''
+    return f'Classes from folders: {shown}{more}'
+
+def convert_dataset(source, dest, max_images=None, transform=None, width=None, height=None, resize_filter='lanczos',
+                    channels=None, labels_from_folders=False):
     """Converts `source` into a dataset at `dest`; see the module docstring."""
     dest = os.path.normpath(os.path.expanduser(dest))
     if os.path.exists(dest):
         fail(f"destination '{dest}' already exists; choose another --dest or remove it")
     transform_image = make_transform(transform, width, height, resize_filter)
-    num_images, records = open_source(os.path.expanduser(source))
+    (num_images, records), class_names = open_source(os.path.expanduser(source), labels_from_folders)
     if max_images is not None:
         num_images, records = min(num_images, max_images), itertools.islice(records, max_images)
     if num_images == 0:
@@ -382,7 +438,8 @@ def convert_dataset(source, dest, max_images=None, transform=None, width=None, h
     labels, first, num_skipped = [], None, 0
     with DatasetWriter(dest) as writer:
         for record in tqdm(records, total=num_images, unit='img', desc=f'Converting {os.path.basename(os.path.normpath(source))}'):
-            image = transform_image(record.image)
+            image = record.image if channels is None else record.image.convert('L' if channels == 1 else 'RGB')
+            image = transform_image(image)
             if image is None:
                 num_skipped += 1
                 continue
@@ -390,13 +447,13 @@ def convert_dataset(source, dest, max_images=None, transform=None, width=None, h
                 first = (record.origin, image)
                 if image.width != image.height:
                     fail(f"'{record.origin}' is {describe(image)} after the transform, but training needs square images; "
-                         f"use --transform=center-crop (with --width and --height to resize)")
+                         f"use --transform=center-crop or --transform=center-pad (with --width and --height to resize)")
             elif image.size != first[1].size:
                 fail(f"'{record.origin}' is {describe(image)} after the transform, unlike '{first[0]}' ({describe(first[1])}); "
                      f"use --transform=center-crop --width=N --height=N to give all images one size")
             elif image.mode != first[1].mode:
                 fail(f"'{record.origin}' is {describe(image)}, unlike '{first[0]}' ({describe(first[1])}); "
-                     f"convert the images to all grayscale or all RGB first")
+                     f"pass --channels=1 (grayscale) or --channels=3 (RGB) to convert them all")
             index = len(labels)
             name = f'{index // 1000:05d}/img{index:08d}.png'
             writer.add(name, encode_png(image))
@@ -404,12 +461,14 @@ def convert_dataset(source, dest, max_images=None, transform=None, width=None, h
         if not labels:
             fail(f"no image of '{source}' is large enough for --transform={transform} --width={width} --height={height}; "
                  f"choose a smaller size")
-        writer.commit(labels if labels[0][1] is not None else None)
+        writer.commit(labels if labels[0][1] is not None else None, class_names)
 
     channels = 'grayscale' if first[1].mode == 'L' else 'RGB'
     click.echo(f"Wrote {len(labels)} {first[1].width}x{first[1].height} {channels} images "
                f"({'with' if labels[0][1] is not None else 'without'} labels) to '{dest}'"
                + (f"; skipped {num_skipped} images smaller than {width}x{height}" if num_skipped else ''))
+    if class_names is not None:
+        click.echo(describe_classes(class_names))
 
 #----------------------------------------------------------------------------
 
@@ -417,9 +476,12 @@ def convert_dataset(source, dest, max_images=None, transform=None, width=None, h
 @click.option('--source', help='Input: folder, zip, archive, file or built-in name', metavar='PATH', required=True)
 @click.option('--dest', help='Output: a .zip file or a folder; must not exist', metavar='PATH', required=True)
 @click.option('--max-images', help='Convert at most this many images', type=click.IntRange(min=1), metavar='INT')
-@click.option('--transform', help='Crop before resizing', type=click.Choice(['center-crop', 'center-crop-wide']))
+@click.option('--transform', help='Make images square (crop or pad) before resizing', type=click.Choice(['center-crop', 'center-pad', 'center-crop-wide']))
 @click.option('--width', help='Output width in pixels', type=click.IntRange(min=1), metavar='INT')
 @click.option('--height', help='Output height in pixels', type=click.IntRange(min=1), metavar='INT')
+@click.option('--channels', help='Convert every image to 1 (grayscale) or 3 (RGB) channels', type=click.Choice(['1', '3']),
+              callback=lambda _ctx, _param, value: None if value is None else int(value))
+@click.option('--labels-from-folders', help='Label each image by its top-level folder (one folder per class)', is_flag=True)
 @click.option('--resize-filter', help='Filter used when resizing', type=click.Choice(list(RESIZE_FILTERS)), default='lanczos', show_default=True)
 def main(**kwargs):
     """Convert images into a training dataset.
@@ -428,7 +490,13 @@ def main(**kwargs):
     00000/img00000000.png, 00000/img00000001.png, ..., plus dataset.json with the labels,
     {"labels": [["00000/img00000000.png", 6], ...]} or {"labels": null}: the layout of
     StyleGAN2-ADA, so that datasets made by either tool work with both. All images must have
-    one size and be all grayscale (one channel) or all RGB after the transform.
+    one size and be all grayscale (one channel) or all RGB after the transform; --channels
+    converts a mixed set. Non-square images need --transform: center-crop cuts the largest
+    centered square, center-pad adds black bars to make a square.
+
+    With --labels-from-folders, a folder or zip with one subfolder per class (images at any
+    depth inside it) is labelled by folder: the folder names, sorted, are classes 0, 1, ...;
+    dataset.json then also holds "class_names", the folder name of each class index.
 
     \b
     Sources (--source):
@@ -447,6 +515,8 @@ def main(**kwargs):
       python dataset_tool.py --source=fashion-mnist --dest=datasets/fashion-mnist-32x32.zip
       python dataset_tool.py --source=img_align_celeba --dest=datasets/celeba-64x64.zip \\
           --transform=center-crop --width=64 --height=64
+      python dataset_tool.py --source=photos --dest=datasets/photos-64x64.zip \\
+          --labels-from-folders --channels=3 --transform=center-pad --width=64 --height=64
     """
     try:
         convert_dataset(**kwargs)

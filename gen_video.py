@@ -6,8 +6,13 @@
     # A 2x2 grid of interpolations (each cell takes every 4th seed), in z space, not looping.
     python gen_video.py --output=grid.mp4 --seeds=0-15 --grid=2x2 --space=z --no-loop --network=PATH
 
+    # Through projected images (projector.py's projected_w.npz), after seed 5.
+    python gen_video.py --output=proj.mp4 --seeds=5 --projected-w=a/projected_w.npz --projected-w=b/projected_w.npz --network=PATH
+
 In w space the w's are interpolated linearly; in z space the z's are interpolated along the
-great circle (slerp), which keeps their norm typical of Gaussian samples.
+great circle (slerp), which keeps their norm typical of Gaussian samples. Keyframes are the
+seeds first, then the w's of each --projected-w file in the order given (w space only; the
+truncation applies to the seeds).
 """
 
 import os
@@ -20,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from training import cli
-from training.tools import image_grid, seeds_to_z, synthesize, to_uint8
+from training.tools import image_grid, load_projected_w, seeds_to_z, synthesize, to_uint8
 
 #----------------------------------------------------------------------------
 
@@ -56,21 +61,33 @@ def parse_grid(text):
     return int(match.group(1)), int(match.group(2))
 
 
+def keyframes(G, seeds, projected_ws, label, cells, space, truncation_psi):
+    """Keyframe latents [cells, K, ...] (z's or w's): the seeds', then the projected w's
+    [N, num_ws, w_dim]; dealt to the cells in turn, so each cell takes every cells-th key."""
+    num_keys = len(seeds) + len(projected_ws)
+    if num_keys % cells != 0 or num_keys // cells < 2:
+        raise click.UsageError(f'--seeds and --projected-w must give at least 2 keyframes per grid cell, and a multiple of '
+            f'the {cells} cells; got {num_keys} keyframes.')
+    if len(projected_ws) and space == 'z':
+        raise click.UsageError('--projected-w gives w\'s, which have no z: use --space=w')
+    if space == 'z':
+        keys = seeds_to_z(seeds, G.z_dim, label.device)
+    elif seeds:
+        with torch.no_grad():
+            keys = G.mapping(seeds_to_z(seeds, G.z_dim, label.device), label.expand(len(seeds), -1), truncation_psi=truncation_psi)
+        keys = torch.cat([keys, projected_ws.to(keys)])
+    else:
+        keys = projected_ws
+    return keys.reshape(num_keys // cells, cells, *keys.shape[1:]).transpose(0, 1)
+
+
 def render_video(G, seeds, label, output, grid_w=1, grid_h=1, frames_per_transition=60, loop=True, space='w',
-                 truncation_psi=1, noise_mode='const', fps=30, batch_size=8):
-    """Write the interpolation video to `output`; returns the number of frames."""
+                 truncation_psi=1, noise_mode='const', fps=30, batch_size=8, projected_ws=None):
+    """Write the interpolation video through the keyframes to `output`; returns the number of frames."""
     cells = grid_w * grid_h
-    if len(seeds) % cells != 0 or len(seeds) // cells < 2:
-        raise ValueError(f'--seeds must give at least 2 seeds per grid cell and a multiple of {cells} '
-            f'(grid {grid_w}x{grid_h}); got {len(seeds)} seeds.')
-    device = label.device
-    z = seeds_to_z(seeds, G.z_dim, device).reshape(len(seeds) // cells, cells, G.z_dim).transpose(0, 1)  # [cells, K, z_dim]
-    with torch.no_grad():
-        if space == 'w':
-            keys = G.mapping(z.reshape(-1, G.z_dim), label.expand(z.shape[0] * z.shape[1], -1), truncation_psi=truncation_psi)
-            keys = keys.reshape(cells, -1, G.num_ws, G.w_dim)
-        else:
-            keys = z
+    if projected_ws is None:
+        projected_ws = torch.zeros([0, G.num_ws, G.w_dim], device=label.device)
+    keys = keyframes(G, seeds, projected_ws, label, cells, space, truncation_psi)
     latents = interpolation_latents(keys, frames_per_transition, loop, space).flatten(0, 1)  # [frames * cells, ...]
 
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
@@ -94,7 +111,8 @@ def render_video(G, seeds, label, output, grid_w=1, grid_h=1, frames_per_transit
 
 @click.command(cls=cli.Command)
 @cli.network_option
-@click.option('--seeds', callback=cli.parse_range, help='Keyframe seeds, e.g. 0-7', required=True)
+@click.option('--seeds', callback=cli.parse_range, help='Keyframe seeds, e.g. 0-7')
+@click.option('--projected-w', 'projected_w_files', multiple=True, help='Keyframes from a projected_w.npz (projector.py); repeatable', metavar='FILE')
 @click.option('--grid', default='1x1', show_default=True, help='Grid of interpolations, columns x rows')
 @click.option('--w-frames', 'frames_per_transition', type=click.IntRange(min=1), default=60, show_default=True, help='Frames per transition')
 @click.option('--loop/--no-loop', default=True, show_default=True, help='Return to the first seed at the end')
@@ -107,14 +125,18 @@ def render_video(G, seeds, label, output, grid_w=1, grid_h=1, frames_per_transit
 @click.option('--output', help='Output .mp4 file', required=True, metavar='FILE')
 @cli.device_option
 @cli.trust_option
-def generate_video_cmd(network_pkl, seeds, grid, frames_per_transition, loop, space, truncation_psi, class_idx,
+def generate_video_cmd(network_pkl, seeds, projected_w_files, grid, frames_per_transition, loop, space, truncation_psi, class_idx,
                        noise_mode, fps, batch_size, output, device, trust_pickle):
-    """Render a latent interpolation video."""
+    """Render a latent interpolation video through seeds and projected images."""
+    if seeds is None and not projected_w_files:
+        raise click.UsageError('Pass --seeds (e.g. --seeds=0-7), --projected-w, or both.')
     grid_w, grid_h = parse_grid(grid)
     G = cli.load_network(network_pkl, device, trust_pickle)
     label = cli.make_labels(G, class_idx, 1, device)
-    num_frames = render_video(G, seeds, label, output, grid_w, grid_h, frames_per_transition, loop, space,
-        truncation_psi, noise_mode, fps, batch_size)
+    with cli.input_errors('--projected-w'):
+        projected_ws = torch.cat([load_projected_w(path, G, device) for path in projected_w_files]) if projected_w_files else None
+    num_frames = render_video(G, seeds or [], label, output, grid_w, grid_h, frames_per_transition, loop, space,
+        truncation_psi, noise_mode, fps, batch_size, projected_ws)
     print(f'Saved {output} ({num_frames} frames)')
 
 #----------------------------------------------------------------------------

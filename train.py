@@ -20,7 +20,7 @@ import click
 import torch
 
 import dnnlib
-from training import presets
+from training import presets, run_dirs
 
 #----------------------------------------------------------------------------
 
@@ -66,7 +66,7 @@ def setup_training_options(
     cfg=None, gamma=None, kimg=None, batch=None, batch_gpu=None, aug=None, p=None, target=None, augpipe=None,
     resume=None, freezed=None, fp32=None, nhwc=None, nobench=None, allow_tf32=None, workers=None,
     g_dict=None, num_layers=None, depth=None, minimum_head=None, linformer=None, tick=None,
-    world_size=None,
+    keep=None, world_size=None,
 ):
     """Options -> (run description, training-loop kwargs). Raises UserError on bad input.
     world_size: the process count when it comes from torchrun instead of --gpus."""
@@ -116,6 +116,8 @@ def setup_training_options(
             raise UserError('--cond=True needs labels in the dataset (dataset.json); make the dataset with labels or drop --cond')
         desc += '-cond'
     else:
+        if args.training_set_kwargs.use_labels and os.environ.get('RANK', '0') == '0':  # Said once, by rank 0.
+            print(f'Note: {data} has labels, but they are not used; pass --cond=true to train a class-conditional model.')
         args.training_set_kwargs.use_labels = False
     if subset is not None:
         if not 1 <= subset <= args.training_set_kwargs.max_size:
@@ -264,6 +266,8 @@ def setup_training_options(
         if not _has_training_state(resume): # Transfer learning (published): ADA reacts faster,
             args.ada_kimg = 100             # and the loaded G_ema keeps its half-life.
             args.ema_rampup = None
+    if keep is not None:
+        args.keep_snapshots = keep  # Pruned by training/run_dirs.py after each snapshot.
     if freezed is not None:
         if not freezed >= 0:
             raise UserError('--freezed must be non-negative')
@@ -383,7 +387,8 @@ def next_run_dir(outdir, desc):
 @click.option('--target', help='ADA target value for --aug=ada', type=float)
 @click.option('--augpipe', help='Augmentation pipeline [default: bgc]', type=click.Choice(['blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bg', 'bgc', 'bgcf', 'bgcfn', 'bgcfnc']))
 # Transfer learning.
-@click.option('--resume', help='Resume from a network pickle (exact when its training-state file is beside it)', metavar='PKL')
+@click.option('--resume', help='Resume from a network pickle (exact when its training-state file is beside it); latest: the newest in --outdir', metavar='PKL')
+@click.option('--keep', help='Keep only the newest N network snapshots of the run (and those marked with a .pkl.keep file)', type=click.IntRange(min=1), metavar='N')
 @click.option('--freezed', help='Freeze-D [default: 0 layers]', type=int, metavar='INT')
 # Performance.
 @click.option('--fp32', help='Disable mixed-precision training', type=bool, metavar='BOOL')
@@ -422,6 +427,11 @@ def main(outdir, dry_run, **config_kwargs):
     """
     world_size = int(os.environ['WORLD_SIZE']) if 'WORLD_SIZE' in os.environ else None
     rank = int(os.environ.get('RANK', '0'))
+    if config_kwargs['resume'] == 'latest':  # --resume=latest: see training/run_dirs.py.
+        try:
+            config_kwargs['resume'] = run_dirs.find_latest_snapshot(outdir)
+        except run_dirs.NoSnapshotError as err:
+            raise UserError(f'--resume=latest: {err}') from None
     run_desc, args = setup_training_options(**config_kwargs, world_size=world_size)
 
     # Only the rank-0 process of a torchrun job picks and creates the run directory.

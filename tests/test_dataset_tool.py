@@ -466,3 +466,93 @@ def test_command_line_error_is_one_line(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['src']
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# Labels from class folders, channel conversion, padding to a square.
+
+def test_labels_from_folders(tmp_path, out_dir):
+    source = tmp_path / 'pets'
+    images = random_images(5, (8, 8, 3))
+    save_image(str(source / 'dog' / 'b.png'), images[0])
+    save_image(str(source / 'cat' / 'x.png'), images[1])
+    save_image(str(source / 'cat' / 'deep' / 'y.png'), images[2])
+    save_image(str(source / 'Zebra' / 'z.png'), images[3])
+    save_image(str(source / 'dog' / 'a.png'), images[4])
+    result = convert(source, out_dir / 'pets.zip', '--labels-from-folders')
+    assert '0=Zebra, 1=cat, 2=dog' in result.output  # Sorted as Python sorts names.
+    written, meta = read_output(out_dir / 'pets.zip')
+    assert meta['class_names'] == ['Zebra', 'cat', 'dog']
+    # Images in sorted path order: Zebra/z, cat/deep/y, cat/x, dog/a, dog/b.
+    assert [label for _name, label in meta['labels']] == [0, 1, 1, 2, 2]
+    for (name, _label), index in zip(meta['labels'], [3, 2, 1, 4, 0]):
+        np.testing.assert_array_equal(written[name], images[index])
+    dataset = ImageFolderDataset(str(out_dir / 'pets.zip'), use_labels=True)
+    assert dataset.label_dim == 3
+    np.testing.assert_array_equal(dataset.get_label(3), [0, 0, 1])
+
+    # A zip with the same layout gives the same labels.
+    with zipfile.ZipFile(tmp_path / 'pets.zip', 'w') as archive:
+        for folder, _dirs, names in os.walk(source):
+            for name in names:
+                archive.write(os.path.join(folder, name), os.path.relpath(os.path.join(folder, name), source))
+    convert(tmp_path / 'pets.zip', out_dir / 'from-zip', '--labels-from-folders')
+    assert read_output(out_dir / 'from-zip')[1] == meta
+
+def test_labels_from_folders_refuses_bad_layouts(tmp_path, out_dir):
+    dest = out_dir / 'x.zip'
+    source = tmp_path / 'loose'
+    save_image(str(source / 'cat' / 'a.png'), random_images(1, (8, 8, 3))[0])
+    save_image(str(source / 'stray.png'), random_images(1, (8, 8, 3))[0])
+    assert_refused(run_tool(f'--source={source}', f'--dest={dest}', '--labels-from-folders'),
+                   'stray.png', 'class folder', out_dir=out_dir, dest=dest)
+
+    source = tmp_path / 'empty-class'
+    save_image(str(source / 'cat' / 'a.png'), random_images(1, (8, 8, 3))[0])
+    (source / 'dog').mkdir()
+    (source / 'dog' / 'notes.txt').write_text('no images here')
+    assert_refused(run_tool(f'--source={source}', f'--dest={dest}', '--labels-from-folders'),
+                   f'{source}/dog', 'no images', out_dir=out_dir, dest=dest)
+
+    source = tmp_path / 'labelled'
+    save_image(str(source / 'cat' / 'a.png'), random_images(1, (8, 8, 3))[0])
+    (source / 'dataset.json').write_text(json.dumps({'labels': [['cat/a.png', 0]]}))
+    assert_refused(run_tool(f'--source={source}', f'--dest={dest}', '--labels-from-folders'),
+                   'dataset.json', out_dir=out_dir, dest=dest)
+
+    write_stl10(tmp_path, 'train', random_images(1, (96, 96, 3)))
+    assert_refused(run_tool(f'--source={tmp_path / "train_X.bin"}', f'--dest={dest}', '--labels-from-folders'),
+                   '--labels-from-folders', 'train_X.bin', out_dir=out_dir, dest=dest)
+
+@pytest.mark.parametrize('channels', [1, 3])
+def test_channels_converts_mixed_sets(tmp_path, out_dir, channels):
+    source = tmp_path / 'mixed'
+    rgb, gray = random_images(1, (8, 8, 3))[0], random_images(1, (8, 8))[0]
+    save_image(str(source / 'a.png'), rgb)
+    save_image(str(source / 'b.png'), gray)
+    convert(source, out_dir / 'x.zip', f'--channels={channels}')
+    written, _meta = read_output(out_dir / 'x.zip')
+    first, second = written.values()
+    if channels == 1:
+        np.testing.assert_array_equal(first, np.asarray(PIL.Image.fromarray(rgb).convert('L')))
+        np.testing.assert_array_equal(second, gray)
+    else:
+        np.testing.assert_array_equal(first, rgb)
+        np.testing.assert_array_equal(second, np.dstack([gray] * 3))
+    assert ImageFolderDataset(str(out_dir / 'x.zip')).num_channels == channels
+    assert run_tool(f'--source={source}', f'--dest={out_dir / "y.zip"}', '--channels=2').exit_code == 2
+
+def test_center_pad(tmp_path, out_dir):
+    wide, tall = random_images(1, (6, 10, 3))[0], random_images(1, (9, 4, 3), seed=1)[0]
+    save_image(str(tmp_path / 'src' / 'a.png'), wide)
+    save_image(str(tmp_path / 'src' / 'b.png'), tall)
+    result = run_tool(f'--source={tmp_path / "src"}', f'--dest={out_dir / "x.zip"}')
+    assert_refused(result, 'a.png', '--transform=center-pad', out_dir=out_dir, dest=out_dir / 'x.zip')
+
+    convert(tmp_path / 'src', out_dir / 'padded', '--transform=center-pad', '--width=10', '--height=10')
+    first, second = read_output(out_dir / 'padded')[0].values()
+    assert first.shape == second.shape == (10, 10, 3)
+    np.testing.assert_array_equal(first[2:8], wide)  # Already 10 wide: black rows above and below, no resize.
+    assert not first[:2].any() and not first[8:].any()
+    padded = np.zeros((9, 9, 3), np.uint8)
+    padded[:, 2:6] = tall
+    np.testing.assert_array_equal(second, np.asarray(PIL.Image.fromarray(padded).resize((10, 10), PIL.Image.Resampling.LANCZOS)))

@@ -29,6 +29,16 @@ def snapshot(tmp_path_factory, g_small):
     return write_generator_snapshot(tmp_path_factory.mktemp('snapshot') / 'uncond.pkl', g_small)
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: these tiny networks gain nothing from more, and on a busy machine
+    extra threads thrash (the W+ test: 0.3 s idle, 35 s at load 14 with the default threads)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def invoke(command, args):
     result = CliRunner().invoke(command, args + ['--device=cpu'])  # Exact comparisons: no reduced precision.
     assert result.exit_code == 0, result.output
@@ -118,6 +128,39 @@ def test_video(tmp_path, snapshot, g_small):
     assert np.abs(frames[0].astype(float) - frames[3]).mean() > 1  # It moves.
 
 
+def test_keyframes_from_seeds_and_projected_w(g_small):
+    label = torch.zeros([1, 0])
+    projected = torch.randn([2, g_small.num_ws, g_small.w_dim])
+    keys = gen_video.keyframes(g_small, [0, 1], projected, label, cells=2, space='w', truncation_psi=0.5)
+    seed_ws = g_small.mapping(tools.seeds_to_z([0, 1], g_small.z_dim, 'cpu'), None, truncation_psi=0.5)
+    assert keys.shape == (2, 2, g_small.num_ws, g_small.w_dim)  # [cells, keys per cell, ...]
+    # Seeds first, then the projected w's (untruncated), dealt to the cells in turn.
+    for cell, expected in enumerate([[seed_ws[0], projected[0]], [seed_ws[1], projected[1]]]):
+        assert torch.allclose(keys[cell], torch.stack(expected))
+    with pytest.raises(Exception, match='--space=w'):
+        gen_video.keyframes(g_small, [0], projected, label, cells=1, space='z', truncation_psi=1)
+    with pytest.raises(Exception, match='at least 2 keyframes'):
+        gen_video.keyframes(g_small, [], projected[:1], label, cells=1, space='w', truncation_psi=1)
+
+
+@pytest.mark.slow
+def test_video_through_projected_w(tmp_path, snapshot, g_small, one_thread):
+    projected = g_small.mapping(tools.seeds_to_z([20, 21, 22], g_small.z_dim, 'cpu'), None, truncation_psi=0.7)  # Typical w's.
+    np.savez(tmp_path / 'a.npz', w=projected[:2].numpy())  # Files with several w's and with one.
+    np.savez(tmp_path / 'b.npz', w=projected[2:].numpy())
+    output = tmp_path / 'proj.mp4'
+    invoke(gen_video.generate_video_cmd, [f'--output={output}', f'--projected-w={tmp_path / "a.npz"}', f'--projected-w={tmp_path / "b.npz"}',
+        '--w-frames=2', '--no-loop', f'--network={snapshot}'])
+    frames = read_video(output)
+    assert frames.shape == (5, 32, 32, 3)  # 3 keyframes, not looping: 2 transitions x 2 frames + the last.
+    keys = render(g_small, projected).astype(float)
+    for frame, key in [(0, 0), (2, 1), (4, 2)]:  # Each keyframe is on screen at its frame, up to video compression.
+        errors = np.abs(frames[frame] - keys).mean(axis=(1, 2, 3))  # Measured: about 18 for the key, over 60 for the others.
+        assert errors[key] < 0.5 * np.delete(errors, key).min(), errors
+    result = CliRunner().invoke(gen_video.generate_video_cmd, [f'--output={output}', f'--network={snapshot}'])
+    assert result.exit_code == 2 and '--projected-w' in result.output
+
+
 def assert_rows_labelled(strip, num_rows):
     """Each row's part of the label strip is mostly white background with dark text on it,
     and no two rows carry the same label."""
@@ -191,3 +234,56 @@ def test_projection_loss_choice(tmp_path, g_small):
         projector.make_loss('pixel,bogus', target, torch.device('cpu'))
     loss = projector.make_loss('pixel', target, torch.device('cpu'))
     assert float(loss(torch.ones([1, 3, 32, 32]))) == pytest.approx(1.0)
+
+
+def test_projection_w_plus(g_small, one_thread):
+    ws = g_small.mapping(tools.seeds_to_z([11], g_small.z_dim, 'cpu'), None)
+    target = render(g_small, ws)[0]
+    target = torch.tensor(target.transpose(2, 0, 1)[None], dtype=torch.float32) / 127.5 - 1
+    results = {}
+    for w_plus in [False, True]:
+        losses = []
+        torch.manual_seed(0)
+        results[w_plus] = projector.project(g_small, target, projector.PixelLoss(target), torch.zeros([1, 0]), num_steps=6,
+            w_avg_samples=500, on_step=lambda step, loss, synth: losses.append(loss), w_plus=w_plus)
+        assert results[w_plus].shape == (6, g_small.num_ws, g_small.w_dim) and losses[-1] < losses[0]
+    assert (results[False] == results[False][:, :1]).all()  # W: one w for every layer.
+    assert not (results[True][-1] == results[True][-1, :1]).all()  # W+: the layers' w's move apart.
+
+
+def test_projection_of_a_folder(tmp_path, snapshot, g_small, one_thread):
+    targets = tmp_path / 'targets'
+    targets.mkdir()
+    for seed, name in [(11, 'b.png'), (12, 'a.jpg')]:
+        ws = g_small.mapping(tools.seeds_to_z([seed], g_small.z_dim, 'cpu'), None)
+        PIL.Image.fromarray(render(g_small, ws)[0]).save(targets / name)
+    (targets / 'notes.txt').write_text('not an image')
+    common = ['--num-steps=2', '--loss=pixel', '--no-save-video', '--w-plus', f'--network={snapshot}']
+    result = invoke(projector.run_projection, [f'--outdir={tmp_path / "out"}', f'--target={targets}', *common])
+    assert 'Target 1/2: a' in result.output and 'Target 2/2: b' in result.output
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['a', 'b']
+    # Each result is what projecting that image alone gives.
+    invoke(projector.run_projection, [f'--outdir={tmp_path / "alone"}', f'--target={targets / "b.png"}', *common])
+    w_folder, w_alone = (np.load(path / 'projected_w.npz')['w'] for path in [tmp_path / 'out' / 'b', tmp_path / 'alone'])
+    assert w_folder.shape == (1, g_small.num_ws, g_small.w_dim) and np.array_equal(w_folder, w_alone)
+    assert np.array_equal(read_png(tmp_path / 'out' / 'b' / 'proj.png'), read_png(tmp_path / 'alone' / 'proj.png'))
+    assert not np.array_equal(w_folder, np.load(tmp_path / 'out' / 'a' / 'projected_w.npz')['w'])
+
+
+@pytest.mark.parametrize('files, message', [
+    ({}, 'without images'),
+    ({'x.png': 'image', 'x.jpg': 'image'}, "named 'x'"),
+    ({'a.png': 'image', 'b.png': 'broken'}, 'b.png'),
+])
+def test_projection_folder_errors_come_before_any_output(tmp_path, snapshot, files, message):
+    targets = tmp_path / 'targets'
+    targets.mkdir()
+    for name, kind in files.items():
+        if kind == 'image':
+            PIL.Image.fromarray(np.zeros([8, 8, 3], np.uint8)).save(targets / name)
+        else:
+            (targets / name).write_bytes(b'not an image')
+    result = CliRunner().invoke(projector.run_projection, [f'--outdir={tmp_path / "out"}', f'--target={targets}', '--num-steps=1',
+        '--loss=pixel', '--device=cpu', f'--network={snapshot}'])
+    assert result.exit_code == 2 and message in result.output and 'Traceback' not in result.output, result.output
+    assert not (tmp_path / 'out').exists()

@@ -25,7 +25,7 @@ from torch_utils import distributed
 from torch_utils import misc
 from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
-from training import snapshot
+from training import run_dirs, snapshot
 from training.augment import AdaController
 
 #----------------------------------------------------------------------------
@@ -179,6 +179,7 @@ def training_loop(
     image_snapshot_ticks    = 50,       # Ticks between image grids; None = no grids at all.
     network_snapshot_ticks  = 50,       # Ticks between network snapshots; None = never.
     resume_pkl              = None,     # Network pickle to start from (exact resume when its state file is beside it).
+    keep_snapshots          = None,     # Keep only the newest N network snapshots (and marked ones); None = all.
     cudnn_benchmark         = True,     # torch.backends.cudnn.benchmark.
     allow_tf32              = False,    # TF32 matmul/convolutions on Ampere+.
     abort_fn                = None,     # Called once per tick; True stops training (same on all ranks).
@@ -405,6 +406,8 @@ def training_loop(
             if interrupted:
                 state = _training_state(optimizers, loss, ada, cur_nimg, cur_tick, tick_start_nimg, batch_idx)
                 pkl = _write_snapshot(rank, run_dir, cur_nimg, G, D, G_ema, augment_pipe, training_set_kwargs, training_options, state)
+                if rank == 0 and keep_snapshots is not None:
+                    run_dirs.prune_snapshots(run_dir, keep_snapshots, protect=[pkl, resume_pkl])
                 if rank == 0:
                     print(f'Saved {pkl}; exiting.')
                 return dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, interrupted=True, snapshot_pkl=pkl)
@@ -415,6 +418,8 @@ def training_loop(
             if network_snapshot_ticks is not None and (done or cur_tick % network_snapshot_ticks == 0):
                 state = _training_state(optimizers, loss, ada, cur_nimg, cur_tick + 1, cur_nimg, batch_idx)
                 last_snapshot_pkl = _write_snapshot(rank, run_dir, cur_nimg, G, D, G_ema, augment_pipe, training_set_kwargs, training_options, state)
+                if rank == 0 and keep_snapshots is not None:
+                    run_dirs.prune_snapshots(run_dir, keep_snapshots, protect=[last_snapshot_pkl, resume_pkl])
                 if metrics:
                     stats_metrics.update(_evaluate_metrics(metrics, G_ema, training_set_kwargs, rank, world, device, run_dir, last_snapshot_pkl))
 

@@ -1,0 +1,139 @@
+"""training/run_dirs.py and the train.py options built on it: --resume=latest finds the
+newest snapshot of the newest run, --keep=N prunes old snapshots but never the newest, a
+marked one or the one just written; a labelled dataset trained without --cond says so once."""
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+import train
+from fashion_helpers import make_fashion_zip
+from training import run_dirs, snapshot
+
+#----------------------------------------------------------------------------
+
+def make_snapshot(run_dir, kimg, with_state=True):
+    """Stand-in snapshot files under their real names (their contents do not matter here)."""
+    os.makedirs(run_dir, exist_ok=True)
+    pkl = snapshot.network_snapshot_path(str(run_dir), kimg)
+    with open(pkl, 'wb') as f:
+        f.write(b'pkl')
+    if with_state:
+        with open(snapshot.training_state_path_for(pkl), 'wb') as f:
+            f.write(b'state')
+    return pkl
+
+def names(folder):
+    return sorted(os.listdir(folder))
+
+#----------------------------------------------------------------------------
+# Finding the snapshot to resume from.
+
+def test_latest_snapshot_of_the_newest_run(tmp_path):
+    make_snapshot(tmp_path / '00000-old', 900)
+    make_snapshot(tmp_path / '00002-newer', 40)
+    newest = make_snapshot(tmp_path / '00002-newer', 120)
+    make_snapshot(tmp_path / '00002-newer', 80)
+    (tmp_path / '00002-newer' / '.network-snapshot-000200.pkl.x1.tmp').write_bytes(b'half written')
+    (tmp_path / '00003-crashed-before-its-first-snapshot').mkdir()
+    (tmp_path / '00010-not-a-dir').write_text('')
+    (tmp_path / 'notes').mkdir()
+    assert run_dirs.find_latest_snapshot(str(tmp_path)) == newest
+    assert run_dirs.list_runs(str(tmp_path))[0].endswith('00003-crashed-before-its-first-snapshot')
+
+def test_no_snapshot_to_resume_from(tmp_path):
+    with pytest.raises(run_dirs.NoSnapshotError, match='holds no run directories'):
+        run_dirs.find_latest_snapshot(str(tmp_path / 'missing'))
+    (tmp_path / '00000-empty').mkdir()
+    with pytest.raises(run_dirs.NoSnapshotError, match='network-snapshot'):
+        run_dirs.find_latest_snapshot(str(tmp_path))
+
+#----------------------------------------------------------------------------
+# Pruning.
+
+def test_prune_keeps_the_newest_and_marked_snapshots(tmp_path):
+    paths = [make_snapshot(tmp_path, kimg) for kimg in [0, 40, 80, 120, 160]]
+    open(paths[1] + run_dirs.KEEP_SUFFIX, 'w').close()
+    (tmp_path / 'fakes000040.png').write_bytes(b'png')
+    deleted = run_dirs.prune_snapshots(str(tmp_path), keep=2)
+    assert deleted == [paths[0], paths[2]]
+    assert names(tmp_path) == ['fakes000040.png',
+        'network-snapshot-000040.pkl', 'network-snapshot-000040.pkl.keep', 'network-snapshot-000120.pkl',
+        'network-snapshot-000160.pkl', 'training-state-000040.pt', 'training-state-000120.pt', 'training-state-000160.pt']
+    assert run_dirs.prune_snapshots(str(tmp_path), keep=2) == []  # Already pruned.
+
+def test_prune_spares_protected_paths_and_tolerates_missing_state(tmp_path):
+    old = make_snapshot(tmp_path, 0, with_state=False)
+    protected = make_snapshot(tmp_path, 40)
+    make_snapshot(tmp_path, 80)
+    assert run_dirs.prune_snapshots(str(tmp_path), keep=1, protect=[protected, None]) == [old]
+    assert names(tmp_path) == ['network-snapshot-000040.pkl', 'network-snapshot-000080.pkl',
+                               'training-state-000040.pt', 'training-state-000080.pt']
+    with pytest.raises(ValueError, match='at least 1'):
+        run_dirs.prune_snapshots(str(tmp_path), keep=0)
+
+#----------------------------------------------------------------------------
+# train.py (dry runs: options only).
+
+@pytest.fixture(scope='module')
+def fashion_zip(tmp_path_factory):
+    return make_fashion_zip(tmp_path_factory, 16)  # Labelled.
+
+def dry_run(*args):
+    result = CliRunner().invoke(train.main, ['--cfg=tiny', '--dry-run', *args])
+    options = json.loads(result.output[result.output.index('{'):result.output.index('\nOutput directory')]) if result.exit_code == 0 else None
+    return result, options
+
+def test_resume_latest_and_keep_options(fashion_zip, tmp_path):
+    outdir = tmp_path / 'runs'
+    newest = make_snapshot(outdir / '00000-fashion32-tiny', 8)
+    make_snapshot(outdir / '00000-fashion32-tiny', 4)
+    result, options = dry_run(f'--outdir={outdir}', f'--data={fashion_zip}', '--resume=latest', '--keep=3')
+    assert result.exit_code == 0, result.output
+    assert options['resume_pkl'] == newest and options['keep_snapshots'] == 3
+    assert options['ema_rampup'] is not None  # Its training state is beside it: an exact resume.
+
+    _result, options = dry_run(f'--outdir={outdir}', f'--data={fashion_zip}')
+    assert 'keep_snapshots' not in options and 'resume_pkl' not in options
+
+def test_resume_latest_without_snapshots_fails_cleanly(fashion_zip, tmp_path):
+    outdir = tmp_path / 'runs'
+    result = CliRunner().invoke(train.main, [f'--outdir={outdir}', f'--data={fashion_zip}', '--cfg=tiny', '--resume=latest'])
+    assert result.exit_code == 2 and result.output.count('Error:') == 1, result.output
+    assert '--resume=latest' in result.output and str(outdir) in result.output
+    assert not outdir.exists()
+    result = CliRunner().invoke(train.main, [f'--outdir={outdir}', f'--data={fashion_zip}', '--cfg=tiny', '--keep=0'])
+    assert result.exit_code == 2 and '--keep' in result.output
+
+def test_unused_labels_are_mentioned_once(fashion_zip, tmp_path):
+    result, _options = dry_run(f'--outdir={tmp_path}', f'--data={fashion_zip}')
+    assert result.output.count('has labels, but they are not used; pass --cond=true') == 1
+    result, options = dry_run(f'--outdir={tmp_path}', f'--data={fashion_zip}', '--cond=true')
+    assert 'not used' not in result.output and options['training_set_kwargs']['use_labels']
+
+#----------------------------------------------------------------------------
+# The training loop prunes after writing a snapshot.
+
+def test_training_loop_prunes_after_each_snapshot(fashion_zip, tmp_path):
+    import torch
+    from training.training_loop import training_loop
+    _desc, args = train.setup_training_options(data=fashion_zip, cfg='tiny', metrics=[], workers=0, seed=0, batch=4, aug='noaug', keep=1)
+    args.total_kimg, args.kimg_per_tick = 0.004, 1
+    args.image_snapshot_ticks, args.network_snapshot_ticks = None, 1
+    # Older snapshots of higher kimg (this run writes kimg 0), one of them marked: the one just
+    # written stays although it sorts first, then the newest 1 and the marked one.
+    for kimg in [1, 2, 3]:
+        make_snapshot(tmp_path, kimg)
+    open(snapshot.network_snapshot_path(str(tmp_path), 2) + run_dirs.KEEP_SUFFIX, 'w').close()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = training_loop(run_dir=str(tmp_path), **args)
+    finally:
+        torch.set_num_threads(threads)
+    assert result['snapshot_pkl'] == snapshot.network_snapshot_path(str(tmp_path), 0)
+    snapshots = [name for name in names(tmp_path) if name.startswith(('network-snapshot-', 'training-state-'))]
+    assert snapshots == ['network-snapshot-000000.pkl', 'network-snapshot-000002.pkl', 'network-snapshot-000002.pkl.keep',
+        'network-snapshot-000003.pkl', 'training-state-000000.pt', 'training-state-000002.pt', 'training-state-000003.pt']
