@@ -14,11 +14,12 @@ import torch
 from torch_utils import custom_ops
 
 
-def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=False, gain=1, separable=None):
+def setup_filter(f, device=None, normalize=True, flip_filter=False, gain=1, separable=None):
     """Turn a filter spec (None, scalar, 1-D or 2-D array-like) into a float32 tensor for
     upfirdn2d. A 1-D filter stays separable when `separable` (default: 8 taps or more),
     else it becomes its outer product. `normalize` makes the taps sum to 1; `gain` is the
-    overall gain of the (2-D) filter."""
+    overall gain of the (2-D) filter. `device` None: torch's default device (so that networks
+    can be built on the meta device to check their shapes without allocating)."""
     f = torch.ones([1], dtype=torch.float32) if f is None else torch.as_tensor(f, dtype=torch.float32)
     if f.ndim not in (0, 1, 2) or f.numel() == 0:
         raise ValueError(f'setup_filter: filter must be a non-empty scalar, 1-D or 2-D array, got shape {list(f.shape)}')
