@@ -127,7 +127,7 @@ def _plain(value, budget, where, depth=0):
         'the file is corrupt or not a snapshot of a known kind.')
 
 
-_DATASET_CLASS = 'training.dataset.ImageFolderDataset'
+DATASET_CLASS = 'training.dataset.ImageFolderDataset'
 _DATASET_KEYS = ('path', 'resolution', 'use_labels', 'max_size', 'xflip', 'random_seed')
 
 
@@ -136,12 +136,12 @@ def dataset_kwargs_from_file(value):
     scalar arguments, or None (with a warning) when the file names anything else."""
     if value is None:
         return None
-    if not isinstance(value, dict) or value.get('class_name', _DATASET_CLASS) != _DATASET_CLASS:
+    if not isinstance(value, dict) or value.get('class_name', DATASET_CLASS) != DATASET_CLASS:
         shown = value.get('class_name') if isinstance(value, dict) else value
         warnings.warn(f'Ignoring the snapshot\'s training_set_kwargs: dataset class {_brief(shown)} is not '
-            f'{_DATASET_CLASS}; give the dataset with --data.', stacklevel=3)
+            f'{DATASET_CLASS}; give the dataset with --data.', stacklevel=3)
         return None
-    result = dnnlib.EasyDict(class_name=_DATASET_CLASS) if 'class_name' in value else dnnlib.EasyDict()
+    result = dnnlib.EasyDict(class_name=DATASET_CLASS) if 'class_name' in value else dnnlib.EasyDict()
     for key in _DATASET_KEYS:
         if key in value:
             if not (value[key] is None or isinstance(value[key], (bool, int, float, str))):
