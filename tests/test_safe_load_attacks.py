@@ -431,3 +431,17 @@ def test_refused_torch_names_are_not_imported(tmp_path):
             'print("torch.onnx" in sys.modules)')
     result = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ['refused', 'False'], result.stdout + result.stderr
+
+#----------------------------------------------------------------------------
+# Genuine files still load.
+
+@pytest.mark.parametrize('protocol', [3, 4, 5])
+def test_snapshots_of_every_python3_pickle_protocol_load(tmp_path, g_small, protocol):
+    options = dict(G_kwargs=dnnlib.EasyDict(z_dim=8, mapping_kwargs=dict(num_layers=2)), batch=4, betas=(0, 0.99))
+    data = pickle.dumps(dict(G=g_small, G_ema=g_small, training_set_kwargs=dict(path='d.zip'), training_options=options),
+        protocol=protocol)
+    loaded = load(data, tmp_path)
+    assert type(loaded['G_ema']) is Generator and loaded['training_options'] == options
+    assert type(loaded['training_options']['G_kwargs']) is dnnlib.EasyDict
+    for a, b in zip(loaded['G_ema'].state_dict().values(), g_small.state_dict().values()):
+        assert torch.equal(a, b)
