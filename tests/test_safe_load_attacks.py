@@ -445,3 +445,28 @@ def test_snapshots_of_every_python3_pickle_protocol_load(tmp_path, g_small, prot
     assert type(loaded['training_options']['G_kwargs']) is dnnlib.EasyDict
     for a, b in zip(loaded['G_ema'].state_dict().values(), g_small.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_discriminator_cannot_loop_on_sizes_its_tensors_do_not_have(tmp_path):
+    leaf = lambda: record('Layer', _parameters={'weight': torch.zeros(1)}, _buffers={}, _modules={})
+    for kwargs, modules, message in [
+            (dict(c_dim=0, img_resolution=2**40, img_channels=3), {f'b{2**40}': leaf()}, 'img_resolution'),
+            (dict(c_dim=5, img_resolution=8, img_channels=3, mapping_kwargs=dict(num_layers=10**8)), {'b8': leaf()}, 'mapping')]:
+        hostile = record('Discriminator', _init_kwargs=kwargs, _parameters={}, _buffers={}, _modules=modules)
+        with pytest.raises(safe_load.LoadError, match=message):
+            load(dumps(dict(D=hostile, G_ema=_generator_record())), tmp_path)
+
+
+def test_compressed_storages_cannot_inflate(tmp_path):
+    import zipfile
+    buffer = io.BytesIO()
+    torch.save(storage(4), buffer)
+    inflated = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source, zipfile.ZipFile(inflated, 'w', zipfile.ZIP_DEFLATED) as dest:
+        for info in source.infolist():
+            content = source.read(info)
+            dest.writestr(info.filename, content + bytes(10**6) if info.filename.endswith('/data/0') else content)
+    weight = Call(torch._utils._rebuild_tensor_v2, Call(torch.storage._load_from_bytes, inflated.getvalue()), 0, (4,), (1,),
+        False, collections.OrderedDict())
+    with pytest.raises(safe_load.LoadError, match='declares more data'):
+        load(dumps(dict(G_ema=_generator_record({'weight': weight}))), tmp_path)

@@ -112,6 +112,8 @@ def _plain(value, budget, where, depth=0):
     budget.value()
     if depth > budget.limits.max_depth:
         raise LoadError(f'{where} is nested deeper than max_depth={budget.limits.max_depth}; the file is corrupt or hostile.')
+    if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+        raise LoadError(f'{where} holds an integer beyond 64 bits; the file is corrupt or hostile.')
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (list, tuple)):
@@ -223,10 +225,11 @@ def _collect_tensors(record, prefix, tensors, budget, path, key):
 # class of ours that takes the same constructor arguments and state dict, and a test on the
 # state-dict names that tells apart architectures sharing a class name.
 
-_STYLEFORMER_BLOCK = re.compile(r'^synthesis\.b(\d+)_(\d+)\.')  # b{res}_{j}: one transformer block.
-_STYLEGAN2_BLOCK = re.compile(r'^synthesis\.b(\d+)\.')           # b{res}: one convolutional block.
-_D_BLOCK = re.compile(r'^b(\d+)\.')
-_MAPPING_LAYER = re.compile(r'^mapping\.fc(\d+)\.')
+# Numbers of at most 7 digits: a name cannot make a constructor loop over a huge resolution.
+_STYLEFORMER_BLOCK = re.compile(r'^synthesis\.b(\d{1,7})_(\d{1,7})\.')  # b{res}_{j}: one transformer block.
+_STYLEGAN2_BLOCK = re.compile(r'^synthesis\.b(\d{1,7})\.')              # b{res}: one convolutional block.
+_D_BLOCK = re.compile(r'^b(\d{1,7})\.')
+_MAPPING_LAYER = re.compile(r'^mapping\.fc(\d{1,7})\.')
 
 _ARCHITECTURES = [
     ('Generator', 'training.networks_Generator', 'Generator', lambda names: any(map(_STYLEFORMER_BLOCK.match, names))),
@@ -264,12 +267,12 @@ def _matches(pattern, names):
     return [tuple(int(g) for g in m.groups()) for m in map(pattern.match, names) if m]
 
 
-def _check_mapping(kwargs, names, key):
-    layers = {m[0] for m in _matches(_MAPPING_LAYER, names)}
-    if layers:
-        mapping_kwargs = kwargs.get('mapping_kwargs', {})
-        _expect(key, 'the number of mapping layers', mapping_kwargs.get('num_layers', 8) if isinstance(mapping_kwargs, dict)
-            else mapping_kwargs, len(layers))
+def _check_mapping(kwargs, names, key, built=True):
+    # `built`: whether the constructor makes a mapping network (always in G, only with labels in D).
+    mapping_kwargs = kwargs.get('mapping_kwargs', {})
+    num_layers = mapping_kwargs.get('num_layers', 8) if isinstance(mapping_kwargs, dict) else mapping_kwargs
+    _expect(key, 'the number of mapping layers', num_layers if built else 0,
+        len({m[0] for m in _matches(_MAPPING_LAYER, names)}))
 
 
 def _check_styleformer_generator(kwargs, names, key):
@@ -293,7 +296,7 @@ def _check_stylegan2_generator(kwargs, names, key):
 def _check_discriminator(kwargs, names, key):
     resolutions = [res for res, in _matches(_D_BLOCK, names)]
     _expect(key, 'img_resolution', kwargs.get('img_resolution'), max(resolutions) if resolutions else None)
-    _check_mapping(kwargs, names, key)
+    _check_mapping(kwargs, names, key, built=kwargs.get('c_dim') != 0)
 
 
 _STRUCTURE_CHECKS = [
@@ -429,9 +432,10 @@ def _load_safetensors(data, file_name, limits):
     known = {f'{module}.{name}': (module, name) for _, module, name, _ in _ARCHITECTURES}
     result = dict(training_set_kwargs=dataset_kwargs_from_file(description.get('training_set_kwargs')))
     for key, entry in modules.items():
-        if key not in MODULE_KEYS or not isinstance(entry, dict) or not isinstance(entry.get('init_kwargs', {}), dict):
+        if (key not in MODULE_KEYS or not isinstance(entry, dict) or not isinstance(entry.get('init_kwargs', {}), dict)
+                or not isinstance(entry.get('init_args', []), list)):
             raise LoadError(f'Safetensors description entry "{key[:40]}" is not a network entry of {", ".join(MODULE_KEYS)} '
-                'with class_name and init_kwargs; write it again with legacy.py.')
+                'with class_name, init_args and init_kwargs; write it again with legacy.py.')
         if entry.get('class_name') not in known:
             raise LoadError(f'Safetensors entry "{key}" names class {_brief(entry.get("class_name"))}; this codebase '
                 f'rebuilds only {", ".join(sorted(known))}.')

@@ -20,6 +20,7 @@ import collections
 import io
 import pickletools
 import re
+import zipfile
 
 import numpy as np
 import torch
@@ -76,6 +77,21 @@ def _int_tuple(value, what):
     return value
 
 
+def _check_declared_sizes(data):
+    # torch.save bytes are a zip; torch allocates what its entries declare, before we see the
+    # storage. Entries may not declare more than the bytes hold (no compression bombs).
+    with io.BytesIO(data) as f:
+        if not zipfile.is_zipfile(f):
+            return  # The pre-1.6 format stores the data raw: it cannot hold more than its bytes.
+        try:
+            declared = sum(info.file_size for info in zipfile.ZipFile(f).infolist())
+        except (zipfile.BadZipFile, ValueError, EOFError):
+            raise LoadError('A tensor storage in the file is a corrupt zip; the file is corrupt.') from None
+    if declared > len(data):
+        raise LoadError('A tensor storage in the file declares more data than it holds (a compressed entry); '
+            'the file is corrupt or hostile.')
+
+
 class _TensorMaker:
     """The tensor functions of one load; they share the budget of tensor elements."""
 
@@ -85,6 +101,7 @@ class _TensorMaker:
     def storage_from_bytes(self, data):
         if not isinstance(data, bytes):
             raise LoadError('A tensor storage in the file is not stored as bytes; the file is corrupt.')
+        _check_declared_sizes(data)
         try:
             # torch.save bytes of one storage, read by torch's own weights-only unpickler.
             storage = torch.load(io.BytesIO(data), weights_only=True, map_location='cpu')
@@ -324,12 +341,12 @@ class _Machine:
 
     def set_items(self, items):
         target = self.stack[-1] if self.stack else None
-        if not isinstance(target, dict):
+        if type(target) not in (dict, dnnlib.EasyDict, collections.OrderedDict):
             raise LoadError(f'The file sets items of a {type(target).__name__}; the safe loader fills only dicts it built.')
         if len(items) % 2 or not all(isinstance(key, str) for key in items[::2]):
             raise LoadError('The file has a dict key that is not a string; network snapshots use names only.')
         for i in range(0, len(items), 2):
-            dict.__setitem__(target, items[i], items[i + 1])
+            target[items[i]] = items[i + 1]
 
     def op_ADDITEMS(self, arg):
         items = self.pop_mark()
