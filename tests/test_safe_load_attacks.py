@@ -99,19 +99,19 @@ def load(data, tmp_path, name='hostile.pkl', **limits):
 #----------------------------------------------------------------------------
 # 1. Code execution through the tools.
 
-def test_training_set_class_from_the_file_is_never_called(tmp_path, g_small):
+def test_training_set_class_from_the_file_is_never_called(tmp_path, g_small, capsys):
     marker = tmp_path / 'pwned'
     hostile = dict(class_name='subprocess.call', args=['touch', str(marker)])
     path = write_file(tmp_path / 'snap.pkl', pickle.dumps(dict(G_ema=g_small, training_set_kwargs=hostile)))
-    with pytest.warns(UserWarning, match='subprocess.call'):
-        assert safe_load.load_network_pkl(path)['training_set_kwargs'] is None
+    assert safe_load.load_network_pkl(path)['training_set_kwargs'] is None
+    assert 'subprocess.call' in capsys.readouterr().err
     opts = dnnlib.EasyDict(gen_data=None, network=path, data=None, mirror=None, verbose=False, trust_pickle=False)
-    with pytest.warns(UserWarning), pytest.raises(click.ClickException, match='--data'):
+    with pytest.raises(click.ClickException, match='--data'):
         calc_metrics.load_inputs(opts)
     assert not marker.exists()
 
 
-def test_training_set_kwargs_keep_only_our_dataset_and_plain_values(tmp_path, g_small):
+def test_training_set_kwargs_keep_only_our_dataset_and_plain_values(tmp_path, g_small, capsys):
     kwargs = dict(class_name='training.dataset.ImageFolderDataset', path='d.zip', use_labels=True, max_size=None,
         xflip=False, resolution=32, unknown_option='dropped')
     path = write_file(tmp_path / 'snap.pkl', pickle.dumps(dict(G_ema=g_small, training_set_kwargs=kwargs)))
@@ -124,17 +124,21 @@ def test_training_set_kwargs_keep_only_our_dataset_and_plain_values(tmp_path, g_
     # A nested value (e.g. a callable smuggled in a dict) is not a plain dataset argument.
     nested = dict(kwargs, path=dict(class_name='os.system'))
     path = write_file(tmp_path / 'nested.pkl', pickle.dumps(dict(G_ema=g_small, training_set_kwargs=nested)))
-    with pytest.warns(UserWarning, match='path'):
-        assert safe_load.load_network_pkl(path)['training_set_kwargs'] is None
+    assert safe_load.load_network_pkl(path)['training_set_kwargs'] is None
+    assert 'path is a dict' in capsys.readouterr().err
 
 
-def test_safetensors_route_carries_no_class_name(tmp_path, g_small):
+def test_safetensors_route_carries_no_class_name(tmp_path, g_small, capsys):
     hostile = dict(class_name='shutil.rmtree', path=str(tmp_path))
     source = write_file(tmp_path / 'snap.pkl', pickle.dumps(dict(G_ema=g_small, training_set_kwargs=hostile)))
-    with pytest.warns(UserWarning):
-        result = CliRunner().invoke(legacy.convert_network_pickle, [f'--source={source}', f'--dest={tmp_path / "w.safetensors"}'])
+    result = CliRunner().invoke(legacy.convert_network_pickle, [f'--source={source}', f'--dest={tmp_path / "w.safetensors"}'])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / 'w.json').read_text())['training_set_kwargs'] is None
+    # Also when the user trusts the pickle: the JSON is written from checked data only.
+    result = CliRunner().invoke(legacy.convert_network_pickle, [f'--source={source}', f'--dest={tmp_path / "t.safetensors"}',
+        '--trust-pickle'])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / 't.json').read_text())['training_set_kwargs'] is None
     # A hand-edited description is reduced the same way when it is read back.
     description = json.loads((tmp_path / 'w.json').read_text())
     description['training_set_kwargs'] = hostile
@@ -142,8 +146,9 @@ def test_safetensors_route_carries_no_class_name(tmp_path, g_small):
     import safetensors.torch
     tensors = safetensors.torch.load_file(str(tmp_path / 'w.safetensors'))
     safetensors.torch.save_file(tensors, str(tmp_path / 'w.safetensors'))  # Description only in the .json now.
-    with pytest.warns(UserWarning, match='shutil.rmtree'):
-        assert safe_load.load_network_pkl(str(tmp_path / 'w.safetensors'))['training_set_kwargs'] is None
+    capsys.readouterr()
+    assert safe_load.load_network_pkl(str(tmp_path / 'w.safetensors'))['training_set_kwargs'] is None
+    assert 'shutil.rmtree' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('data', [

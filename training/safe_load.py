@@ -24,7 +24,7 @@ import os
 import pickle
 import re
 import reprlib
-import warnings
+import sys
 
 import numpy as np
 import torch
@@ -133,22 +133,25 @@ DATASET_CLASS = 'training.dataset.ImageFolderDataset'
 _DATASET_KEYS = ('path', 'resolution', 'use_labels', 'max_size', 'xflip', 'random_seed')
 
 
+def _warn(reason):
+    print(f'WARNING: ignoring the snapshot\'s training_set_kwargs ({reason}); give the dataset with --data '
+        'where a tool needs it.', file=sys.stderr, flush=True)
+
+
 def dataset_kwargs_from_file(value):
     """`training_set_kwargs` as a file stores them, reduced to our dataset class with plain
-    scalar arguments, or None (with a warning) when the file names anything else."""
+    scalar arguments, or None (with a one-line warning on stderr) when the file names anything else."""
     if value is None:
         return None
     if not isinstance(value, dict) or value.get('class_name', DATASET_CLASS) != DATASET_CLASS:
         shown = value.get('class_name') if isinstance(value, dict) else value
-        warnings.warn(f'Ignoring the snapshot\'s training_set_kwargs: dataset class {_brief(shown)} is not '
-            f'{DATASET_CLASS}; give the dataset with --data.', stacklevel=3)
+        _warn(f'dataset class {_brief(shown)} is not {DATASET_CLASS}')
         return None
     result = dnnlib.EasyDict(class_name=DATASET_CLASS) if 'class_name' in value else dnnlib.EasyDict()
     for key in _DATASET_KEYS:
         if key in value:
             if not (value[key] is None or isinstance(value[key], (bool, int, float, str))):
-                warnings.warn(f'Ignoring the snapshot\'s training_set_kwargs: {key} is a {type(value[key]).__name__}, '
-                    'not a plain value; give the dataset with --data.', stacklevel=3)
+                _warn(f'{key} is a {type(value[key]).__name__}, not a plain value')
                 return None
             result[key] = value[key]
     return result
@@ -385,8 +388,9 @@ def snapshot_description(data):
             cls = type(module)
             modules[key] = dict(class_name=f'{cls.__module__}.{cls.__name__}', init_args=_to_json_value(list(module.init_args)),
                 init_kwargs=_to_json_value(dict(module.init_kwargs)))
+    # Checked again: with trust=True the loader returns the file's own training_set_kwargs.
     return dict(format='styleformer-snapshot', version=1, modules=modules,
-        training_set_kwargs=_to_json_value(data.get('training_set_kwargs')))
+        training_set_kwargs=_to_json_value(dataset_kwargs_from_file(data.get('training_set_kwargs'))))
 
 
 def save_safetensors(data, path):
