@@ -59,7 +59,7 @@ def resolve_limits(**overrides):
         if text is not None:
             try:
                 values[field.name] = int(float(text))
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise LoadError(f'{LIMITS_ENV_PREFIX}{field.name.upper()}={text!r} is not a number; set it to e.g. '
                     f'{field.default}.') from None
     unknown = sorted(set(overrides) - {field.name for field in dataclasses.fields(Limits)})
