@@ -2,10 +2,13 @@
 
 A snapshot `.pkl` normally executes the Python source embedded in it (that is how
 `torch_utils.persistence` rebuilds its objects), so a downloaded snapshot could run anything.
-`load_network_pkl` therefore reads it with a restricted unpickler by default: it rebuilds
-only tensors and plain containers, records each persistent object's class name, constructor
-arguments and tensors WITHOUT executing its source, and then constructs the matching class
-of this codebase and loads the tensors into it strictly. It reads:
+`load_network_pkl` therefore reads it with the loader's own pickle reader by default
+(`training.safe_pickle`: tensors, plain data and records of each persistent object's class
+name, constructor arguments and tensors, WITHOUT executing its source). This module checks
+those records as plain data, checks the constructor arguments against the stored tensors
+(loop counts first, then every shape on the meta device), and only then constructs the
+matching class of this codebase and loads the tensors into it strictly. Every bound on the
+work is a field of `Limits`. Threat model and guarantees: docs/security.md. It reads:
 
 - snapshots written by this codebase;
 - the published Styleformer snapshots (generator `training.networks_Generator.Generator`);
