@@ -173,7 +173,7 @@ def test_calls_outside_the_allowed_functions_are_refused(tmp_path, data):
 def _allowed_objects():
     import torch._utils
     objects = [dnnlib.EasyDict, dnnlib.util.EasyDict, collections.OrderedDict, torch.Size, torch.device, set, frozenset,
-        np.dtype, persistence._reconstruct_persistent_obj, torch.storage._load_from_bytes, torch.float32,
+        np.dtype, np.ndarray, persistence._reconstruct_persistent_obj, torch.storage._load_from_bytes, torch.float32,
         safe_pickle.Record, safe_pickle._Global, safe_pickle._DtypeSpec, safe_pickle._Machine]
     objects += [getattr(torch._utils, name) for name in ('_rebuild_tensor', '_rebuild_tensor_v2', '_rebuild_parameter')]
     objects += [value for value in vars(safe_pickle).values() if callable(value)]
@@ -475,3 +475,12 @@ def test_compressed_storages_cannot_inflate(tmp_path):
         False, collections.OrderedDict())
     with pytest.raises(safe_load.LoadError, match='declares more data'):
         load(dumps(dict(G_ema=_generator_record({'weight': weight}))), tmp_path)
+
+
+def test_numpy_arrays_are_skipped_as_attributes_and_refused_as_data(tmp_path, g_small):
+    G = copy.deepcopy(g_small)
+    G.lookup_table = np.arange(6.0).reshape(2, 3)  # An attribute that is neither a tensor nor an argument.
+    loaded = load(dumps(dict(G_ema=G)), tmp_path)
+    assert not hasattr(loaded['G_ema'], 'lookup_table')
+    with pytest.raises(safe_load.LoadError, match='numpy array'):
+        load(dumps(dict(G_ema=g_small, options=dict(table=np.zeros(3)))), tmp_path, 'options.pkl')

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 import dnnlib
-from training.safe_pickle import TRUST_HINT, LoadError, Record, unpickle
+from training.safe_pickle import TRUST_HINT, LoadError, Record, Unread, unpickle
 from training.snapshot import atomic_write
 
 #----------------------------------------------------------------------------
@@ -126,6 +126,8 @@ def _plain(value, budget, where, depth=0):
         for k, v in value.items():
             result[k] = _plain(v, budget, where, depth + 1)
         return result
+    if isinstance(value, Unread):
+        raise LoadError(f'{where} holds a numpy array, which the safe loader does not read. {TRUST_HINT}')
     if isinstance(value, Record):
         raise LoadError(f'{where} holds a network inside other data, which the safe loader does not rebuild. {TRUST_HINT}')
     raise LoadError(f'{where} holds a {type(value).__name__} where plain data (numbers, strings, lists, dicts) belongs; '

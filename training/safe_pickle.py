@@ -9,7 +9,8 @@ itself instead: a file can only
   sets of them, with `str` dict keys and set items (so no hashing of file-built objects);
 - call the few functions of this module that `_GLOBALS` lists, which check their arguments
   and return fresh objects (a tensor, a record, a dict) or immutable ones (a torch dtype);
-- BUILD only the numpy dtype placeholders this reader created itself.
+- BUILD only the numpy placeholders this reader created itself (dtypes, and arrays, which
+  are not read: `Unread`).
 
 Nothing the file does can reach an object that exists outside this load. Work is bounded by
 the instruction count (`max_opcodes`), and tensors may not claim more elements than the data
@@ -197,6 +198,21 @@ def _numpy_scalar(spec, data):
     return np.frombuffer(data, dtype=dtype)[0].item()  # A Python number: plain data from here on.
 
 
+class Unread:
+    """A numpy array, which the loader does not rebuild: it may stand only where the loader
+    ignores values (attributes of a network other than its tensors and arguments)."""
+    __slots__ = ()
+
+    def build(self, state):
+        pass  # The array's contents: not needed.
+
+
+def _numpy_array(subtype, shape, code):
+    if not isinstance(subtype, _Global) or subtype.name != 'numpy.ndarray':
+        raise LoadError('A numpy array in the file is malformed; the file is corrupt.')
+    return Unread()
+
+
 class _Global:
     """What GLOBAL pushes: one of the functions above (`call` for REDUCE, `new` for NEWOBJ)."""
     __slots__ = ('name', 'call', 'new')
@@ -224,6 +240,8 @@ def _globals(tensors):
     }
     for module in ['numpy.core.multiarray', 'numpy._core.multiarray']:  # numpy 1 and numpy 2 names.
         table[(module, 'scalar')] = dict(call=_numpy_scalar)
+        table[(module, '_reconstruct')] = dict(call=_numpy_array)
+    table[('numpy', 'ndarray')] = dict()  # Only as the first argument of _reconstruct.
     return table
 
 
@@ -397,7 +415,7 @@ class _Machine:
     def op_BUILD(self, arg):
         state = self.pop()
         target = self.stack[-1] if self.stack else None
-        if isinstance(target, _DtypeSpec):
+        if isinstance(target, (_DtypeSpec, Unread)):
             target.build(state)
         elif type(target) is dnnlib.EasyDict and not state:
             pass  # An EasyDict keeps its entries as items; an empty attribute state changes nothing.
