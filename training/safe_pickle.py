@@ -153,7 +153,7 @@ def _ordered_dict(*args):
     return collections.OrderedDict()
 
 
-def _string_set(items=()):
+def _string_set(items):
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise LoadError('A set in the file holds something other than names; the file is corrupt.')
     return set(items)
@@ -235,7 +235,7 @@ def _globals(tensors):
         ('dnnlib.util', 'EasyDict'): dict(new=dnnlib.EasyDict),
         ('dnnlib', 'EasyDict'): dict(new=dnnlib.EasyDict),
         ('builtins', 'set'): dict(call=_string_set),
-        ('builtins', 'frozenset'): dict(call=lambda items=(): frozenset(_string_set(items))),
+        ('builtins', 'frozenset'): dict(call=lambda items: frozenset(_string_set(items))),
         ('numpy', 'dtype'): dict(call=_DtypeSpec),
     }
     for module in ['numpy.core.multiarray', 'numpy._core.multiarray']:  # numpy 1 and numpy 2 names.
