@@ -67,7 +67,8 @@ def load_inputs(opts):
     if opts.data is not None:
         dataset_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=opts.data)
     elif snapshot.get('training_set_kwargs') is not None:
-        dataset_kwargs = dnnlib.EasyDict(copy.deepcopy(snapshot['training_set_kwargs']))
+        # Never a class named by the file: the loader kept only our dataset's plain arguments.
+        dataset_kwargs = dnnlib.EasyDict(copy.deepcopy(snapshot['training_set_kwargs']), class_name=safe_load.DATASET_CLASS)
     else:
         raise click.ClickException('The snapshot does not name its training set; give the dataset with --data')
     dataset_kwargs.resolution = G.img_resolution

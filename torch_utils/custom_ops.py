@@ -3,7 +3,8 @@
 `get_plugin()` builds a plugin with ninja through torch.utils.cpp_extension.load. The
 sources are copied into a cache directory named after a hash of their contents (plus the
 torch/CUDA versions and build options), so an edited kernel is rebuilt and an unchanged one
-is loaded straight from the cache. A file lock makes concurrent builds (several ranks) safe.
+is loaded straight from the cache. A file lock makes concurrent builds (several ranks) safe,
+and lets a build clear the lock file that torch leaves behind when a build is interrupted.
 
 `get_plugin_or_none()` is what the ops call for CUDA tensors: when the plugin cannot be
 built it prints ONE line (per plugin and process) saying why and how to fix it, and returns
@@ -98,6 +99,7 @@ def _build_locked(module_name, sources, headers, build_dir, build_kwargs):
     from torch.utils import cpp_extension
     os.makedirs(os.path.dirname(build_dir), exist_ok=True)
     with FileLock(build_dir + '.lock'):
+        _clear_stale_torch_lock(build_dir)
         if not os.path.isdir(build_dir):
             # Copy into a private directory first, then rename: the cache never holds a partial copy.
             staging = f'{build_dir}.tmp-{uuid.uuid4().hex}'
@@ -108,6 +110,18 @@ def _build_locked(module_name, sources, headers, build_dir, build_kwargs):
         copied = [os.path.join(build_dir, os.path.basename(s)) for s in sources]
         return cpp_extension.load(name=module_name, sources=copied, build_directory=build_dir,
                                   verbose=(verbosity == 'full'), **build_kwargs)
+
+
+def _clear_stale_torch_lock(build_dir):
+    # torch.utils.cpp_extension marks a build in progress with <build_dir>/lock and waits, forever,
+    # while that file exists; a build killed midway leaves it behind. Every build in build_dir
+    # holds our file lock (an OS lock, released when its process dies), so while we hold it
+    # a torch lock file there belongs to no live build.
+    stale = os.path.join(build_dir, 'lock')
+    if os.path.exists(stale):
+        if verbosity != 'none':
+            print(f'(removing {stale}, left by an interrupted build) ', end='', flush=True)
+        os.remove(stale)
 
 
 def get_plugin_or_none(module_name, sources, headers=None, source_dir=None, **build_kwargs):

@@ -60,8 +60,10 @@ def parse_device(ctx, param, value):
 def load_network(network, device, trust=False):
     """G_ema of the snapshot at `network` (path or URL)."""
     print(f'Loading network from "{network}"...')
-    with input_errors('--network'):
+    try:
         return safe_load.load_generator(network, device, trust=trust)
+    except INPUT_ERRORS as err:  # One line, no usage banner: the option was well formed, the file was not.
+        raise click.ClickException(f'Cannot load --network={network}: {err}') from err
 
 
 def make_labels(G, class_idx, num, device):

@@ -2,10 +2,13 @@
 
 A snapshot `.pkl` normally executes the Python source embedded in it (that is how
 `torch_utils.persistence` rebuilds its objects), so a downloaded snapshot could run anything.
-`load_network_pkl` therefore reads it with a restricted unpickler by default: it rebuilds
-only tensors and plain containers, records each persistent object's class name, constructor
-arguments and tensors WITHOUT executing its source, and then constructs the matching class
-of this codebase and loads the tensors into it strictly. It reads:
+`load_network_pkl` therefore reads it with the loader's own pickle reader by default
+(`training.safe_pickle`: tensors, plain data and records of each persistent object's class
+name, constructor arguments and tensors, WITHOUT executing its source). This module checks
+those records as plain data, checks the constructor arguments against the stored tensors
+(loop counts first, then every shape on the meta device), and only then constructs the
+matching class of this codebase and loads the tensors into it strictly. Every bound on the
+work is a field of `Limits`. Threat model and guarantees: docs/security.md. It reads:
 
 - snapshots written by this codebase;
 - the published Styleformer snapshots (generator `training.networks_Generator.Generator`);
@@ -17,41 +20,225 @@ falls back to ordinary unpickling for files the user trusts. `legacy.py` is the 
 converter built on this module.
 """
 
-import builtins
-import collections
 import copy
-import copyreg
-import io
+import dataclasses
 import json
 import os
 import pickle
 import re
+import reprlib
+import sys
 
 import numpy as np
 import torch
 
 import dnnlib
 from dnnlib.util import atomic_write
+from training import precision
+from training.safe_pickle import TRUST_HINT, LoadError, Record, Unread, unpickle
 
 #----------------------------------------------------------------------------
+# Limits: every bound on the work a file can cause, with its default. Raise one for a single
+# load with a keyword argument of load_network_pkl, or for every load with the environment
+# variable STYLEFORMER_LOAD_<NAME> (e.g. STYLEFORMER_LOAD_MAX_FILE_BYTES=64000000000).
+# A 1024x1024 Styleformer snapshot (G, G_ema, D) needs about a tenth of each; docs/security.md has the figures.
 
-TRUST_HINT = ('If you trust the file, load it with its own embedded code by passing --trust-pickle '
-              '(or trust=True to legacy.load_network_pkl).')
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 32 * 2**30            # Size of the snapshot file.
+    max_opcodes: int = 10_000_000               # Pickle instructions.
+    max_tensor_elements: int = 16_000_000_000   # Tensor elements over the whole file (and per network).
+    max_records: int = 100_000                  # Persistent objects (networks and their submodules), counted per use.
+    max_depth: int = 32                         # Nesting of submodules, and of containers in plain data.
+    max_plain_values: int = 1_000_000           # Values in the plain data (constructor kwargs, options), counted per use.
+
+LIMITS_ENV_PREFIX = 'STYLEFORMER_LOAD_'
+
+
+def resolve_limits(**overrides):
+    """The limits of one load: defaults, then STYLEFORMER_LOAD_* environment variables, then `overrides`."""
+    values = {}
+    for field in dataclasses.fields(Limits):
+        text = os.environ.get(LIMITS_ENV_PREFIX + field.name.upper())
+        if text is not None:
+            try:
+                values[field.name] = int(float(text))
+            except (ValueError, OverflowError):
+                raise LoadError(f'{LIMITS_ENV_PREFIX}{field.name.upper()}={text!r} is not a number; set it to e.g. '
+                    f'{field.default}.') from None
+    unknown = sorted(set(overrides) - {field.name for field in dataclasses.fields(Limits)})
+    if unknown:
+        raise TypeError(f'unknown load limit(s) {unknown}; known: {[field.name for field in dataclasses.fields(Limits)]}')
+    values.update(overrides)
+    return Limits(**values)
+
+#----------------------------------------------------------------------------
 
 SNAPSHOT_KEYS = ('G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs')
 MODULE_KEYS = ('G', 'D', 'G_ema', 'augment_pipe')
 
+_short_repr = reprlib.Repr()
+_short_repr.maxlevel, _short_repr.maxdict, _short_repr.maxlist, _short_repr.maxstring, _short_repr.maxother = 3, 8, 8, 40, 40
 
-class LoadError(Exception):
-    """A snapshot could not be loaded; the message says why and what to do."""
+
+def _brief(value):
+    """A short one-line repr of plain data, for error messages."""
+    return ' '.join(_short_repr.repr(value).split())
+
+#----------------------------------------------------------------------------
+# Plain data: what the file holds besides networks, checked and copied into fresh containers.
+
+class _Budget:
+    """The plain values and records one load may still visit (counted per use, so shared
+    subtrees cost what they would cost written out: no exponential work)."""
+
+    def __init__(self, limits):
+        self.limits = limits
+        self.values_left = limits.max_plain_values
+        self.records_left = limits.max_records
+
+    def value(self):
+        self.values_left -= 1
+        if self.values_left < 0:
+            raise LoadError(f'The file holds more than max_plain_values={self.limits.max_plain_values} values besides '
+                'its tensors; raise that limit (see docs/security.md) if the file is genuine.')
+
+    def record(self):
+        self.records_left -= 1
+        if self.records_left < 0:
+            raise LoadError(f'The file holds more than max_records={self.limits.max_records} network modules; '
+                'raise that limit (see docs/security.md) if the file is genuine.')
+
+
+def _plain(value, budget, where, depth=0):
+    """A fresh copy of `value` if it is plain data (None, bool, int, float, str, and lists,
+    tuples, dicts with string keys of them); LoadError naming `where` otherwise."""
+    budget.value()
+    if depth > budget.limits.max_depth:
+        raise LoadError(f'{where} is nested deeper than max_depth={budget.limits.max_depth}; the file is corrupt or hostile.')
+    if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+        raise LoadError(f'{where} holds an integer beyond 64 bits; the file is corrupt or hostile.')
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v, budget, where, depth + 1) for v in value)
+    if isinstance(value, dict):  # dict, OrderedDict, EasyDict: keys are strings (the reader allows no others).
+        result = dnnlib.EasyDict() if isinstance(value, dnnlib.EasyDict) else {}
+        for k, v in value.items():
+            result[k] = _plain(v, budget, where, depth + 1)
+        return result
+    if isinstance(value, Unread):
+        raise LoadError(f'{where} holds a numpy array, which the safe loader does not read. {TRUST_HINT}')
+    if isinstance(value, Record):
+        raise LoadError(f'{where} holds a network inside other data, which the safe loader does not rebuild. {TRUST_HINT}')
+    raise LoadError(f'{where} holds a {type(value).__name__} where plain data (numbers, strings, lists, dicts) belongs; '
+        'the file is corrupt or not a snapshot of a known kind.')
+
+
+DATASET_CLASS = 'training.dataset.ImageFolderDataset'
+_DATASET_KEYS = ('path', 'resolution', 'use_labels', 'max_size', 'xflip', 'random_seed')
+
+
+def _warn(reason):
+    print(f'WARNING: ignoring the snapshot\'s training_set_kwargs ({reason}); give the dataset with --data '
+        'where a tool needs it.', file=sys.stderr, flush=True)
+
+
+def dataset_kwargs_from_file(value):
+    """`training_set_kwargs` as a file stores them, reduced to our dataset class with plain
+    scalar arguments, or None (with a one-line warning on stderr) when the file names anything else."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or value.get('class_name', DATASET_CLASS) != DATASET_CLASS:
+        shown = value.get('class_name') if isinstance(value, dict) else value
+        _warn(f'dataset class {_brief(shown)} is not {DATASET_CLASS}')
+        return None
+    result = dnnlib.EasyDict(class_name=DATASET_CLASS) if 'class_name' in value else dnnlib.EasyDict()
+    for key in _DATASET_KEYS:
+        if key in value:
+            if not (value[key] is None or isinstance(value[key], (bool, int, float, str))):
+                _warn(f'{key} is a {type(value[key]).__name__}, not a plain value')
+                return None
+            result[key] = value[key]
+    return result
+
+#----------------------------------------------------------------------------
+# Records -> (class name, constructor arguments, state dict), with every type checked.
+
+@dataclasses.dataclass
+class ModuleSpec:
+    class_name: str
+    init_args: tuple
+    init_kwargs: dict
+    tensors: dict       # State-dict name -> tensor, as the file stores them.
+    training: bool
+
+
+def _record_spec(record, key, budget):
+    state = record.state
+    where = f'Snapshot entry "{key}" ({record.class_name[:60]})'
+    init_args = _plain(state.get('_init_args', ()), budget, where + ' constructor arguments')
+    init_kwargs = _plain(state.get('_init_kwargs', {}), budget, where + ' constructor arguments')
+    if not isinstance(init_args, (list, tuple)) or not isinstance(init_kwargs, dict):
+        raise LoadError(f'{where}: the constructor arguments are a {type(init_args).__name__} and a '
+            f'{type(init_kwargs).__name__}, not a list and a dict; the file is corrupt.')
+    training = state.get('training', False)
+    if not isinstance(training, bool):
+        raise LoadError(f'{where}: "training" is a {type(training).__name__}, not a bool; the file is corrupt.')
+    tensors = {}
+    _collect_tensors(record, '', tensors, budget, set(), key)
+    return ModuleSpec(record.class_name, tuple(init_args), init_kwargs, tensors, training)
+
+
+def _named_entries(record, field, key, prefix):
+    entries = record.state.get(field, {})
+    if entries is None:
+        return {}
+    if not isinstance(entries, dict):
+        raise LoadError(f'Snapshot entry "{key}": {field} of module "{prefix or key}" is a {type(entries).__name__}, '
+            'not a dict; the file is corrupt.')
+    return entries
+
+
+def _collect_tensors(record, prefix, tensors, budget, path, key):
+    """Add the state dict of `record` and its submodules to `tensors`; `path` holds the records
+    being visited, to refuse cycles."""
+    budget.record()
+    if id(record) in path:
+        raise LoadError(f'Snapshot entry "{key}": module "{prefix}" contains itself; the file is corrupt or hostile.')
+    if len(path) >= budget.limits.max_depth:
+        raise LoadError(f'Snapshot entry "{key}": modules are nested deeper than max_depth={budget.limits.max_depth}.')
+    path.add(id(record))
+    non_persistent = record.state.get('_non_persistent_buffers_set', set())
+    if not isinstance(non_persistent, (set, frozenset)):
+        raise LoadError(f'Snapshot entry "{key}": _non_persistent_buffers_set is a {type(non_persistent).__name__}, '
+            'not a set; the file is corrupt.')
+    for field in ('_parameters', '_buffers'):
+        for name, value in _named_entries(record, field, key, prefix).items():
+            if value is None or (field == '_buffers' and name in non_persistent):
+                continue
+            if not isinstance(value, torch.Tensor):
+                raise LoadError(f'Snapshot entry "{key}": {field[1:-1]} "{prefix}{name}" is a {type(value).__name__}, '
+                    'not a tensor; the file is corrupt.')
+            tensors[prefix + name] = value
+    for name, child in _named_entries(record, '_modules', key, prefix).items():
+        if isinstance(child, Record):
+            _collect_tensors(child, f'{prefix}{name}.', tensors, budget, path, key)
+        elif child is not None:
+            raise LoadError(f'Submodule "{prefix}{name}" of {record.class_name[:60]} is a {type(child).__name__}, '
+                f'which the safe loader cannot read. {TRUST_HINT}')
+    path.remove(id(record))
 
 #----------------------------------------------------------------------------
 # Architectures the safe loader rebuilds. Each entry: the class name stored in the file, the
 # class of ours that takes the same constructor arguments and state dict, and a test on the
 # state-dict names that tells apart architectures sharing a class name.
 
-_STYLEFORMER_BLOCK = re.compile(r'^synthesis\.b\d+_\d+\.')   # b{res}_{j}: one transformer block.
-_STYLEGAN2_BLOCK = re.compile(r'^synthesis\.b\d+\.')         # b{res}: one convolutional block.
+# Numbers of at most 7 digits: a name cannot make a constructor loop over a huge resolution.
+_STYLEFORMER_BLOCK = re.compile(r'^synthesis\.b(\d{1,7})_(\d{1,7})\.')  # b{res}_{j}: one transformer block.
+_STYLEGAN2_BLOCK = re.compile(r'^synthesis\.b(\d{1,7})\.')              # b{res}: one convolutional block.
+_D_BLOCK = re.compile(r'^b(\d{1,7})\.')
+_MAPPING_LAYER = re.compile(r'^mapping\.fc(\d{1,7})\.')
 
 _ARCHITECTURES = [
     ('Generator', 'training.networks_Generator', 'Generator', lambda names: any(map(_STYLEFORMER_BLOCK.match, names))),
@@ -68,147 +255,110 @@ def _our_class(module_name, class_name):
 def _known_class_names():
     return sorted({f'{module}.{name}' for _, module, name, _ in _ARCHITECTURES})
 
-#----------------------------------------------------------------------------
-# Restricted unpickling.
 
-class PersistentRecord:
-    """A persistent object as the safe loader keeps it: class name, the (never executed)
-    module source text, and the pickled state (its tensors, submodules and attributes)."""
-
-    def __init__(self, meta):
-        if not isinstance(meta, dict) or meta.get('type') != 'class' or not isinstance(meta.get('class_name'), str):
-            raise LoadError('The file contains a malformed persistent object; it is corrupt or not a network snapshot.')
-        if meta.get('version') != 6:
-            raise LoadError(f'The file uses persistent object format version {meta.get("version")!r}; this codebase '
-                f'reads version 6 (StyleGAN2-ADA / Styleformer). {TRUST_HINT}')
-        self.class_name = meta['class_name']
-        self.module_src = meta.get('module_src')
-        self.state = meta.get('state') or {}
-
-    @property
-    def init_args(self):
-        return tuple(self.state.get('_init_args', ()))
-
-    @property
-    def init_kwargs(self):
-        return dict(self.state.get('_init_kwargs', {}))
-
-    def tensors(self, prefix=''):
-        """The state dict (name -> tensor) assembled from this object and its submodules."""
-        result = {}
-        non_persistent = self.state.get('_non_persistent_buffers_set', set())
-        for name, value in self.state.get('_parameters', {}).items():
-            if value is not None:
-                result[prefix + name] = value
-        for name, value in self.state.get('_buffers', {}).items():
-            if value is not None and name not in non_persistent:
-                result[prefix + name] = value
-        for name, child in self.state.get('_modules', {}).items():
-            if isinstance(child, PersistentRecord):
-                result.update(child.tensors(prefix + name + '.'))
-            elif child is not None:
-                raise LoadError(f'Submodule "{prefix}{name}" of {self.class_name} is a {type(child).__name__}, '
-                    f'which the safe loader cannot read. {TRUST_HINT}')
-        return result
-
-
-def _load_storage_from_bytes(data):
-    # Tensors pickled outside torch.save carry their storage as torch.save bytes; read those
-    # with torch's own weights-only unpickler instead of the unrestricted one.
-    return torch.load(io.BytesIO(data), weights_only=True, map_location='cpu')
-
-
-def _allowed_globals():
-    allowed = {
-        ('torch_utils.persistence', '_reconstruct_persistent_obj'): PersistentRecord,
-        ('torch.storage', '_load_from_bytes'): _load_storage_from_bytes,
-        ('collections', 'OrderedDict'): collections.OrderedDict,
-        ('dnnlib.util', 'EasyDict'): dnnlib.EasyDict,
-        ('dnnlib', 'EasyDict'): dnnlib.EasyDict,
-        ('torch', 'Size'): torch.Size,
-        ('torch', 'device'): torch.device,
-        ('copyreg', '_reconstructor'): copyreg._reconstructor,
-    }
-    for name in ['_rebuild_tensor', '_rebuild_tensor_v2', '_rebuild_tensor_v3', '_rebuild_parameter',
-                 '_rebuild_parameter_with_state']:
-        if hasattr(torch._utils, name):
-            allowed[('torch._utils', name)] = getattr(torch._utils, name)
-    for name in ['set', 'frozenset', 'list', 'dict', 'tuple', 'int', 'float', 'complex', 'bool', 'str',
-                 'bytes', 'bytearray', 'slice', 'object']:
-        allowed[('builtins', name)] = getattr(builtins, name)
-    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
-    for module in ['numpy.core.multiarray', 'numpy._core.multiarray']:  # numpy 1 and numpy 2 names.
-        allowed[(module, '_reconstruct')] = multiarray._reconstruct
-        allowed[(module, 'scalar')] = multiarray.scalar
-    allowed[('numpy', 'ndarray')] = np.ndarray
-    allowed[('numpy', 'dtype')] = np.dtype
-    return allowed
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the globals needed for tensors, containers and persistent records."""
-    _allowed = None
-
-    def find_class(self, module, name):
-        if _SafeUnpickler._allowed is None:
-            _SafeUnpickler._allowed = _allowed_globals()
-        obj = _SafeUnpickler._allowed.get((module, name))
-        if obj is not None:
-            return obj
-        if module == 'torch' and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
-        if module.startswith('dnnlib.tflib'):
-            raise LoadError('This is a TensorFlow snapshot (StyleGAN/StyleGAN2 TF); convert it with the '
-                'StyleGAN2-ADA PyTorch tools first. This codebase reads PyTorch snapshots only.')
-        raise LoadError(f'The file refers to "{module}.{name}", which the safe loader does not allow '
-            f'(it could run code). {TRUST_HINT}')
-
-#----------------------------------------------------------------------------
-# Rebuilding our own modules from the records.
-
-def _resolve_class(record, key, names):
+def _resolve_class(spec, key):
     for stored_name, module_name, class_name, matches in _ARCHITECTURES:
-        if record.class_name == stored_name and matches(names):
+        if spec.class_name == stored_name and matches(list(spec.tensors)):
             return _our_class(module_name, class_name)
-    raise LoadError(f'Snapshot entry "{key}" is a "{record.class_name}", an architecture this codebase does not '
+    raise LoadError(f'Snapshot entry "{key}" is a "{spec.class_name[:60]}", an architecture this codebase does not '
         f'know (it rebuilds {", ".join(_known_class_names())}). {TRUST_HINT}')
 
+#----------------------------------------------------------------------------
+# Sizes that decide how much a constructor loops and allocates, checked against the tensors first.
 
-def build_module(cls, init_args, init_kwargs, tensors, key, training=False):
-    """Construct `cls(*init_args, **init_kwargs)` and load `tensors` into it strictly."""
-    try:
-        module = cls(*init_args, **init_kwargs)
-    except Exception as err:
-        raise LoadError(f'Snapshot entry "{key}": cannot construct {cls.__module__}.{cls.__name__} from the stored '
-            f'arguments {init_kwargs!r}: {err}. {TRUST_HINT}') from err
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong_shape = sorted(name for name in set(expected) & set(tensors) if expected[name].shape != tensors[name].shape)
+def _expect(key, what, stored, derived):
+    if stored != derived:
+        raise LoadError(f'Snapshot entry "{key}": {what} is {_brief(stored)} in the constructor arguments but '
+            f'{_brief(derived)} by the stored tensors; the file is corrupt or hostile.')
+
+
+def _matches(pattern, names):
+    return [tuple(int(g) for g in m.groups()) for m in map(pattern.match, names) if m]
+
+
+def _check_mapping(kwargs, names, key, built=True):
+    # `built`: whether the constructor makes a mapping network (always in G, only with labels in D).
+    mapping_kwargs = kwargs.get('mapping_kwargs', {})
+    num_layers = mapping_kwargs.get('num_layers', 8) if isinstance(mapping_kwargs, dict) else mapping_kwargs
+    _expect(key, 'the number of mapping layers', num_layers if built else 0,
+        len({m[0] for m in _matches(_MAPPING_LAYER, names)}))
+
+
+def _check_styleformer_generator(kwargs, names, key):
+    blocks = _matches(_STYLEFORMER_BLOCK, names)
+    _expect(key, 'img_resolution', kwargs.get('img_resolution'), max(res for res, _ in blocks))
+    synthesis_kwargs = kwargs.get('synthesis_kwargs', {})
+    per_resolution = {}
+    for res, j in set(blocks):
+        per_resolution[res] = per_resolution.get(res, 0) + 1
+    num_layers = synthesis_kwargs.get('num_layers') if isinstance(synthesis_kwargs, dict) else synthesis_kwargs
+    _expect(key, 'synthesis num_layers', list(num_layers) if isinstance(num_layers, (list, tuple)) else num_layers,
+        [per_resolution[res] for res in sorted(per_resolution)])
+    _check_mapping(kwargs, names, key)
+
+
+def _check_stylegan2_generator(kwargs, names, key):
+    _expect(key, 'img_resolution', kwargs.get('img_resolution'), max(res for res, in _matches(_STYLEGAN2_BLOCK, names)))
+    _check_mapping(kwargs, names, key)
+
+
+def _check_discriminator(kwargs, names, key):
+    resolutions = [res for res, in _matches(_D_BLOCK, names)]
+    _expect(key, 'img_resolution', kwargs.get('img_resolution'), max(resolutions) if resolutions else None)
+    _check_mapping(kwargs, names, key, built=kwargs.get('c_dim') != 0)
+
+
+_STRUCTURE_CHECKS = [
+    ('training.networks_Generator', 'Generator', _check_styleformer_generator),
+    ('training.networks', 'Generator', _check_stylegan2_generator),
+    ('training.networks_Discriminator', 'Discriminator', _check_discriminator),
+]
+
+
+def _check_before_construction(cls, init_args, init_kwargs, tensors, key, limits):
+    if init_args:
+        raise LoadError(f'Snapshot entry "{key}" has positional constructor arguments; the safe loader reads keyword '
+            f'arguments only. {TRUST_HINT}')
+    elements = sum(t.numel() for t in tensors.values())
+    if elements > limits.max_tensor_elements:
+        raise LoadError(f'Snapshot entry "{key}" holds {elements} tensor elements, more than max_tensor_elements='
+            f'{limits.max_tensor_elements}; raise that limit (see docs/security.md) if the file is genuine.')
+    for module_name, class_name, check in _STRUCTURE_CHECKS:
+        if cls is _our_class(module_name, class_name):
+            check(init_kwargs, list(tensors), key)
+    # With the loop counts checked, a construction on the meta device allocates nothing and
+    # tells the full set of shapes the real construction would allocate.
+    with torch.device('meta'):
+        probe = _construct(cls, init_kwargs, key)
+    expected = {name: tuple(t.shape) for name, t in probe.state_dict().items()}
+    stored = {name: tuple(t.shape) for name, t in tensors.items()}
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    wrong_shape = sorted(name for name in set(expected) & set(stored) if expected[name] != stored[name])
     if missing or unexpected or wrong_shape:
         raise LoadError(f'Snapshot entry "{key}" ({cls.__name__}) does not match this codebase\'s architecture: '
             f'missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong_shape[:5]}. {TRUST_HINT}')
+
+
+def _construct(cls, init_kwargs, key):
+    try:
+        return cls(**init_kwargs)
+    except Exception as err:
+        reason = ' '.join(str(err).split())[:200]
+        raise LoadError(f'Snapshot entry "{key}": cannot construct {cls.__module__}.{cls.__name__} from the stored '
+            f'arguments {_brief(init_kwargs)}: {type(err).__name__}: {reason}. {TRUST_HINT}') from None
+
+
+def build_module(cls, init_args, init_kwargs, tensors, key, training=False, limits=None):
+    """`cls(**init_kwargs)` loaded strictly with `tensors`, after checking that the arguments
+    agree with the tensors (so that nothing is allocated that the tensors do not justify)."""
+    _check_before_construction(cls, init_args, init_kwargs, tensors, key, limits or resolve_limits())
+    module = _construct(cls, init_kwargs, key)
     with torch.no_grad():
         module.load_state_dict(tensors, strict=True)
         for name, param in module.named_parameters():
             param.requires_grad_(bool(getattr(tensors.get(name), 'requires_grad', False)))
     return module.train(training)
-
-
-def _rebuild(record, key):
-    tensors = record.tensors()
-    cls = _resolve_class(record, key, list(tensors))
-    return build_module(cls, record.init_args, record.init_kwargs, tensors, key, training=bool(record.state.get('training', False)))
-
-
-def _contains_record(value):
-    if isinstance(value, PersistentRecord):
-        return True
-    if isinstance(value, dict):
-        return any(_contains_record(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_contains_record(v) for v in value)
-    return False
 
 #----------------------------------------------------------------------------
 # Safetensors: weights in a file that has no code path at all, kwargs as JSON beside (and inside) it.
@@ -244,8 +394,9 @@ def snapshot_description(data):
             cls = type(module)
             modules[key] = dict(class_name=f'{cls.__module__}.{cls.__name__}', init_args=_to_json_value(list(module.init_args)),
                 init_kwargs=_to_json_value(dict(module.init_kwargs)))
+    # Checked again: with trust=True the loader returns the file's own training_set_kwargs.
     return dict(format='styleformer-snapshot', version=1, modules=modules,
-        training_set_kwargs=_to_json_value(data.get('training_set_kwargs')))
+        training_set_kwargs=_to_json_value(dataset_kwargs_from_file(data.get('training_set_kwargs'))))
 
 
 def save_safetensors(data, path):
@@ -263,99 +414,143 @@ def save_safetensors(data, path):
     atomic_write(os.path.splitext(path)[0] + '.json', lambda f: f.write((text + '\n').encode()))
 
 
-def _load_safetensors(data, file_name):
+def _load_safetensors(data, file_name, limits):
     import safetensors.torch
     header_len = int.from_bytes(data[:8], 'little')
     try:
         header = json.loads(data[8:8 + header_len])
         tensors = safetensors.torch.load(data)
     except Exception as err:
-        raise LoadError(f'The safetensors file is truncated or corrupt ({err}).') from err
-    text = (header.get('__metadata__') or {}).get(_SAFETENSORS_META_KEY)
+        raise LoadError(f'The safetensors file is truncated or corrupt ({type(err).__name__}).') from None
+    metadata = header.get('__metadata__') if isinstance(header, dict) else None
+    text = metadata.get(_SAFETENSORS_META_KEY) if isinstance(metadata, dict) else None
     if text is None and file_name is not None and os.path.isfile(os.path.splitext(file_name)[0] + '.json'):
-        with open(os.path.splitext(file_name)[0] + '.json') as f:
-            text = f.read()
+        with open(os.path.splitext(file_name)[0] + '.json', 'rb') as f:
+            text = _read_limited(f, limits)
     if text is None:
         raise LoadError('This safetensors file has no network description; keep the .json written beside it by '
             'legacy.py in the same directory.')
-    description = json.loads(text)
+    try:
+        description = json.loads(text)
+    except (ValueError, RecursionError, TypeError) as err:
+        raise LoadError(f'The network description of this safetensors file is not valid JSON ({type(err).__name__}).') from None
+    budget = _Budget(limits)
+    description = _plain(description, budget, 'The safetensors network description')
+    modules = description.get('modules', {}) if isinstance(description, dict) else None
+    if not isinstance(modules, dict):
+        raise LoadError('The safetensors network description has no "modules" dict; write it again with legacy.py.')
     known = {f'{module}.{name}': (module, name) for _, module, name, _ in _ARCHITECTURES}
-    result = dict(training_set_kwargs=description.get('training_set_kwargs'))
-    for key, entry in description.get('modules', {}).items():
-        if entry['class_name'] not in known:
-            raise LoadError(f'Safetensors entry "{key}" names class {entry["class_name"]}; this codebase rebuilds '
-                f'only {", ".join(sorted(known))}.')
+    result = dict(training_set_kwargs=dataset_kwargs_from_file(description.get('training_set_kwargs')))
+    for key, entry in modules.items():
+        if (key not in MODULE_KEYS or not isinstance(entry, dict) or not isinstance(entry.get('init_kwargs', {}), dict)
+                or not isinstance(entry.get('init_args', []), list)):
+            raise LoadError(f'Safetensors description entry "{key[:40]}" is not a network entry of {", ".join(MODULE_KEYS)} '
+                'with class_name, init_args and init_kwargs; write it again with legacy.py.')
+        if entry.get('class_name') not in known:
+            raise LoadError(f'Safetensors entry "{key}" names class {_brief(entry.get("class_name"))}; this codebase '
+                f'rebuilds only {", ".join(sorted(known))}.')
         prefix = key + '.'
         module_tensors = {name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)}
-        result[key] = build_module(_our_class(*known[entry['class_name']]), entry.get('init_args', []),
-            entry.get('init_kwargs', {}), module_tensors, key)
+        result[key] = build_module(_our_class(*known[entry['class_name']]), tuple(entry.get('init_args', [])),
+            entry.get('init_kwargs', {}), module_tensors, key, limits=limits)
     return result
 
 #----------------------------------------------------------------------------
 
-def _unpickle(data, trust):
+def _read_pickle(data, trust, limits):
     if data[:1] != b'\x80':
         raise LoadError('The file is not a network snapshot (not a pickle or safetensors file).')
+    if not trust:
+        return unpickle(data, limits.max_opcodes, limits.max_tensor_elements)
     try:
-        if trust:
-            return pickle.loads(data)  # Executes the embedded code: the caller trusts the file.
-        return _SafeUnpickler(io.BytesIO(data)).load()
-    except LoadError:
-        raise
-    except EOFError as err:
+        return pickle.loads(data)  # Executes the embedded code: the caller trusts the file.
+    except EOFError:
         raise LoadError('The snapshot file is truncated (it ends in the middle of the data); download or copy '
-            'it again.') from err
+            'it again.') from None
     except Exception as err:
-        if trust:
-            raise LoadError(f'Unpickling the snapshot with its own embedded code failed ({type(err).__name__}: {err}); '
-                f'the file is corrupt or needs code this codebase does not provide.') from err
-        raise LoadError(f'The snapshot file is corrupt and cannot be unpickled ({type(err).__name__}: {err}).') from err
+        raise LoadError(f'Unpickling the snapshot with its own embedded code failed ({type(err).__name__}: '
+            f'{" ".join(str(err).split())[:200]}); the file is corrupt or needs code this codebase does not provide.') from None
+
+
+def _rebuild_safely(result, limits):
+    """The snapshot dict of networks rebuilt as our classes and plain data; anything else refused."""
+    budget = _Budget(limits)
+    rebuilt = {}
+    for key, value in result.items():
+        if isinstance(value, Record):
+            if key not in MODULE_KEYS:
+                raise LoadError(f'Snapshot entry "{key[:40]}" is a network, but snapshots hold networks only in '
+                    f'{", ".join(MODULE_KEYS)}. {TRUST_HINT}')
+            spec = _record_spec(value, key, budget)
+            rebuilt[key] = build_module(_resolve_class(spec, key), spec.init_args, spec.init_kwargs, spec.tensors, key,
+                training=spec.training, limits=limits)
+        elif key in MODULE_KEYS and value is not None:
+            raise LoadError(f'Snapshot entry "{key}" is a {type(value).__name__}, not a network; the file is not a '
+                'snapshot this codebase reads.')
+        else:
+            rebuilt[key] = _plain(value, budget, f'Snapshot entry "{key[:40]}"')
+    rebuilt['training_set_kwargs'] = dataset_kwargs_from_file(rebuilt.get('training_set_kwargs'))
+    return rebuilt
 
 
 def _with_fp16(module, key):
     # Rebuild with the settings the published code used for fp16 inference and copy the weights.
     kwargs = copy.deepcopy(dict(module.init_kwargs))
     if key == 'D':
-        kwargs['num_fp16_res'] = 4
-        kwargs['conv_clamp'] = 256
+        kwargs.update(precision.REDUCED_PRECISION)
     else:
         kwargs.setdefault('synthesis_kwargs', dnnlib.EasyDict())
-        kwargs['synthesis_kwargs'] = dnnlib.EasyDict(kwargs['synthesis_kwargs'], num_fp16_res=4, conv_clamp=256)
+        kwargs['synthesis_kwargs'] = dnnlib.EasyDict(kwargs['synthesis_kwargs'], **precision.REDUCED_PRECISION)
     if kwargs == dict(module.init_kwargs):
         return module
     return build_module(type(module), module.init_args, kwargs, module.state_dict(), key, training=module.training)
 
 
-def load_network_pkl(f, force_fp16=False, trust=False):
-    """Read a snapshot from a binary file object (or path) -> dict with G, D, G_ema, augment_pipe,
-    training_set_kwargs (None where the file has no such entry), plus any other entries.
-
-    trust=False (default): nothing from the file is executed; known architectures are rebuilt
-    as this codebase's classes. trust=True: ordinary unpickling, which runs the file's code.
-    Raises LoadError with an explanation for anything that is not a loadable snapshot."""
-    if isinstance(f, (str, os.PathLike)):
-        with open(f, 'rb') as file:
-            return load_network_pkl(file, force_fp16=force_fp16, trust=trust)
-    data = f.read()
+def _read_limited(f, limits):
+    chunks, size = [], 0
+    while size <= limits.max_file_bytes:  # In pieces: read(n) may reserve n bytes up front.
+        chunk = f.read(min(64 * 2**20, limits.max_file_bytes + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    data = b''.join(chunks)
+    if len(data) > limits.max_file_bytes:
+        raise LoadError(f'The file is larger than max_file_bytes={limits.max_file_bytes}; raise that limit (see '
+            'docs/security.md) if it is a genuine, very large snapshot.')
     if len(data) == 0:
         raise LoadError('The snapshot file is empty.')
+    return data
+
+
+def load_network_pkl(f, force_fp16=False, trust=False, **limits):
+    """Read a snapshot from a binary file object (or path) -> dict with G, D, G_ema, augment_pipe,
+    training_set_kwargs (None where the file has no such entry), plus the file's other entries
+    as plain data.
+
+    trust=False (default): nothing from the file is executed; known architectures are rebuilt
+    as this codebase's classes, other entries must be plain data, and training_set_kwargs is
+    reduced to our dataset class (see docs/security.md). trust=True: ordinary unpickling, which
+    runs the file's code. `limits`: any field of `Limits` (e.g. max_file_bytes=...), to raise a bound.
+    Raises LoadError with an explanation for anything that is not a loadable snapshot."""
+    limits = resolve_limits(**limits)
+    if isinstance(f, (str, os.PathLike)):
+        with open(f, 'rb') as file:
+            return load_network_pkl(file, force_fp16=force_fp16, trust=trust, **dataclasses.asdict(limits))
+    data = _read_limited(f, limits)
 
     if _is_safetensors(data):
-        result = _load_safetensors(data, getattr(f, 'name', None))
+        result = _load_safetensors(data, getattr(f, 'name', None), limits)
     else:
-        result = _unpickle(data, trust)
+        result = _read_pickle(data, trust, limits)
         if not isinstance(result, dict) or not any(key in result for key in SNAPSHOT_KEYS):
             raise LoadError(f'The file is not a network snapshot: expected a dict with G, D, G_ema, found '
                 f'{type(result).__name__}.')
         if not trust:
-            result = {key: _rebuild(value, key) if isinstance(value, PersistentRecord) else value for key, value in result.items()}
-            stray = [key for key, value in result.items() if _contains_record(value)]
-            if stray:
-                raise LoadError(f'Snapshot entries {stray} hold networks inside containers, which the safe loader '
-                    f'does not rebuild. {TRUST_HINT}')
+            result = _rebuild_safely(result, limits)
 
     if result.get('G_ema') is None:
-        raise LoadError(f'The snapshot has no G_ema (entries: {sorted(k for k, v in result.items() if v is not None)}); '
+        raise LoadError(f'The snapshot has no G_ema (entries: {sorted(str(k)[:40] for k, v in result.items() if v is not None)[:10]}); '
             f'generation needs the generator\'s moving average G_ema.')
     for key in SNAPSHOT_KEYS:
         result.setdefault(key, None)

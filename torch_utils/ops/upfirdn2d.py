@@ -14,12 +14,15 @@ import torch
 from torch_utils import custom_ops
 
 
-def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=False, gain=1, separable=None):
+def setup_filter(f, device=None, normalize=True, flip_filter=False, gain=1, separable=None):
     """Turn a filter spec (None, scalar, 1-D or 2-D array-like) into a float32 tensor for
     upfirdn2d. A 1-D filter stays separable when `separable` (default: 8 taps or more),
     else it becomes its outer product. `normalize` makes the taps sum to 1; `gain` is the
-    overall gain of the (2-D) filter."""
-    f = torch.ones([1], dtype=torch.float32) if f is None else torch.as_tensor(f, dtype=torch.float32)
+    overall gain of the (2-D) filter. `device` None: torch's default device (so that networks
+    can be built on the meta device to check their shapes without allocating)."""
+    # Computed on the CPU whatever the default device (on the meta device torch.outer would
+    # import torch._dynamo, seconds), then moved.
+    f = torch.ones([1], dtype=torch.float32, device='cpu') if f is None else torch.as_tensor(f, dtype=torch.float32, device='cpu')
     if f.ndim not in (0, 1, 2) or f.numel() == 0:
         raise ValueError(f'setup_filter: filter must be a non-empty scalar, 1-D or 2-D array, got shape {list(f.shape)}')
     if f.ndim == 0:
@@ -35,7 +38,7 @@ def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=Fals
     if flip_filter:
         f = f.flip(list(range(f.ndim)))
     f = f * (gain ** (f.ndim / 2))
-    return f.to(device=device)
+    return f.to(device=torch.get_default_device() if device is None else device)
 
 
 def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cuda'):
