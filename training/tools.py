@@ -59,12 +59,15 @@ def image_grid(images, cols=None):
     return grid
 
 
-def synthesize(G, ws, noise_mode, noise_seed=None, force_fp32=True):
+def synthesize(G, ws, noise_mode, noise_seed=None, force_fp32=True, return_attention=False):
     """G.synthesis with reproducible random noise (torch RNG seeded by noise_seed when given).
     float32 by default: the published Styleformer generator always ran in float32, so its images
-    are reproduced; force_fp32=None uses the snapshot's reduced-precision blocks on CUDA."""
+    are reproduced; force_fp32=None uses the snapshot's reduced-precision blocks on CUDA.
+    return_attention=True also returns the attention maps (see SynthesisNetwork.forward)."""
     if noise_mode == 'random' and noise_seed is not None:
         torch.manual_seed(noise_seed)
+    if return_attention:
+        return G.synthesis(ws, noise_mode=noise_mode, force_fp32=force_fp32, return_attention=True)
     return G.synthesis(ws, noise_mode=noise_mode, force_fp32=force_fp32)
 
 
