@@ -310,9 +310,16 @@ def test_explorer_in_browser(tmp_path, networks, servers, browser):
     page.click('#interpolate')
     page.wait_for_selector('#strip:not([hidden])')
     assert shown_pixels(page, 'strip').shape == (32, 6 * 32, 3)
-    assert not errors, errors
-
+    assert page.inner_text('#strip-status').startswith(f'From seed {seed} to 1 in 6 steps')
     page.screenshot(path=str(tmp_path / 'explorer.png'))
     if os.environ.get('STYLEFORMER_UPDATE_SCREENSHOT') == '1':
         shutil.copy(tmp_path / 'explorer.png', os.path.join(REPO_ROOT, 'docs', 'explorer.png'))
+
+    # A bad setting is answered on the page, not with a broken image.
+    page.fill('#steps', '99')
+    page.click('#interpolate')
+    page.wait_for_selector('#strip-status.error')
+    assert '2..16 steps' in page.inner_text('#strip-status')
+    assert not errors, errors
+
     page.close()

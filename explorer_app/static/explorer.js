@@ -8,9 +8,9 @@ let info = null;
 let query = null;          // Clicked pixel {x, y} in image coordinates, or null.
 let busy = false, stale = false;
 
-function setStatus(text, isError = false) {
-  $('status').textContent = text;
-  $('status').classList.toggle('error', isError);
+function setStatus(text, isError = false, id = 'status') {
+  $(id).textContent = text;
+  $(id).classList.toggle('error', isError);
 }
 
 function viewParams() {
@@ -84,9 +84,10 @@ async function interpolate() {
   params.set('steps', $('steps').value);
   try {
     const seconds = await loadPng($('strip'), `/api/interpolation.png?${params}`);
-    setStatus(`Interpolation from seed ${params.get('seed')} to ${params.get('seed_to')} in ${params.get('steps')} steps: ${(seconds * 1000).toFixed(0)} ms`);
+    setStatus(`From seed ${params.get('seed')} to ${params.get('seed_to')} in ${params.get('steps')} steps, linear in W: `
+      + `${(seconds * 1000).toFixed(0)} ms`, false, 'strip-status');
   } catch (err) {
-    setStatus(err.message, true);
+    setStatus(err.message, true, 'strip-status');
   }
 }
 
