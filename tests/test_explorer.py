@@ -21,6 +21,7 @@ import requests
 import torch
 from click.testing import CliRunner
 
+import attention_maps
 import explorer
 import generate
 import style_mixing
@@ -153,7 +154,7 @@ def test_interpolation_strip(networks, servers):
     assert all(0 < step < np.abs(ends[0] - ends[1]).mean() for step in steps)
 
 
-def test_attention_overlay(networks, servers):
+def test_attention_overlay(tmp_path, networks, servers):
     G = networks['uncond'][0]
     image = get_png(servers['uncond'] + '/api/image.png', seed=5)
     shown = get_png(servers['uncond'] + '/api/attention.png', seed=5, block='b8_0', head=0, x=4, y=30)
@@ -165,6 +166,11 @@ def test_attention_overlay(networks, servers):
     y, x = np.unravel_index(int(weights.argmax()), (8, 8))
     hottest = shown[y * 4 + 2, x * 4 + 2].astype(int)
     assert hottest[0] > 150 and hottest[2] < 100
+
+    # The same panel as attention_maps.py draws at zoom 1 (its last column: the overlay of the one head).
+    figure = tool_output(attention_maps.attention_maps_cmd, [f'--network={networks["uncond"][1]}', f'--outdir={tmp_path}',
+        '--seed=5', '--layers=b8_0', '--heads=0', '--query=4,30', '--zoom=1'], tmp_path / 'seed0005-attention.png')
+    assert np.array_equal(shown, figure[:, -32:])
 
     # Linformer blocks (projected keys) and the mean over heads work too.
     linformer = get_png(servers['cond'] + '/api/attention.png', seed=0, **{'class': 1}, block='b32_1', head='mean', x=10, y=20)
