@@ -6,7 +6,7 @@
     GET /api/interpolation.png a strip from the view's seed to seed_to (steps images)
     GET /api/attention.png     the view with the attention of pixel (x, y) in block/head over it
 
-Bad settings answer 400 with {"detail": message}. Each PNG answer carries the time it took to
+Bad settings, including parameters of the wrong type, answer 400 with {"detail": one-line message}. Each PNG answer carries the time it took to
 render in the header X-Render-Seconds.
 """
 
@@ -16,11 +16,12 @@ import time
 
 import PIL.Image
 from fastapi import Depends, FastAPI, HTTPException, Query
-from fastapi.responses import FileResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from training.tools import parse_range
 from explorer_app.render import View
+from training.tools import parse_range
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
 
@@ -60,6 +61,12 @@ def create_app(renderer, title='Styleformer explorer'):
     """The FastAPI application serving `renderer`'s images and the page."""
     app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
     app.mount('/static', StaticFiles(directory=STATIC_DIR), name='static')
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(request, exc):  # pylint: disable=unused-argument
+        # FastAPI's default is a 422 with a nested list; the page shows one line instead.
+        problems = [f'{error["loc"][-1]}: {error["msg"]}' for error in exc.errors()]
+        return JSONResponse({'detail': '; '.join(problems)}, status_code=400)
 
     @app.get('/', include_in_schema=False)
     def page():

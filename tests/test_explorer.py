@@ -27,6 +27,7 @@ import generate
 import style_mixing
 from explorer_app.render import Renderer, View
 from explorer_app.server import create_app
+from training import networks as networks_stylegan2
 from training.attention_overlay import query_token_weights
 from training.networks_Generator import Generator
 
@@ -190,10 +191,25 @@ def test_attention_overlay(tmp_path, networks, servers):
     ('uncond', 'attention', dict(block='b8_0', head=2), 'heads 0..1'),
     ('uncond', 'attention', dict(block='b8_0', head='all'), 'head must be'),
     ('uncond', 'attention', dict(block='b8_0', x=32), 'outside the 32x32 image'),
+    ('uncond', 'image', dict(seed='abc'), 'seed: Input should be a valid integer'),
 ])
 def test_bad_settings_get_a_clear_answer(servers, name, path, params, message):
     response = requests.get(f'{servers[name]}/api/{path}.png', params=params, timeout=30)
     assert response.status_code == 400 and message in response.json()['detail'], response.text
+
+
+def test_stylegan2_network_without_attention():
+    # StyleGAN2-ADA generators load too; they have no attention blocks, so the page hides that part.
+    G = networks_stylegan2.Generator(z_dim=16, w_dim=16, c_dim=0, img_resolution=16, img_channels=3,
+        synthesis_kwargs=dict(channel_base=256, channel_max=32)).eval().requires_grad_(False)
+    renderer = Renderer(G, 'cpu')
+    assert renderer.info()['blocks'] == []
+    image = renderer.image(View(seed=3, psi=0.5))
+    with torch.no_grad():
+        expected = generate.to_uint8(G(generate.seeds_to_z([3], 16, 'cpu'), None, truncation_psi=0.5, noise_mode='const'))[0]
+    assert np.array_equal(image, expected)
+    with pytest.raises(ValueError, match='no attention blocks'):
+        renderer.attention(View(), 'b8', 0, (0, 0))
 
 
 def test_cli_errors(tmp_path):
