@@ -10,6 +10,7 @@ tools, so that a view can be reproduced exactly with them:
 """
 
 import dataclasses
+import math
 import threading
 
 import numpy as np
@@ -60,6 +61,8 @@ class Renderer:
         """Raise ValueError, saying what to change, unless the view can be rendered."""
         if not 0 <= view.seed <= MAX_SEED or (view.mix_seed is not None and not 0 <= view.mix_seed <= MAX_SEED):
             raise ValueError(f'Seeds must be in 0..{MAX_SEED}.')
+        if not math.isfinite(view.psi):
+            raise ValueError(f'Truncation psi must be a finite number; got {view.psi}.')
         if view.noise_mode not in NOISE_MODES:
             raise ValueError(f'Noise mode must be one of {", ".join(NOISE_MODES)}; got {view.noise_mode!r}.')
         if self.G.c_dim == 0 and view.class_idx is not None:
@@ -95,13 +98,17 @@ class Renderer:
             return to_uint8(synthesize(self.G, ws, view.noise_mode, noise_seed=noise_seed))[0]
 
     def interpolation(self, view, seed_to, steps):
-        """uint8 [H, steps * W, C]: `steps` images from the view's seed to `seed_to`, linear in W."""
-        self.check(dataclasses.replace(view, mix_seed=None, seed=seed_to))
+        """uint8 [H, steps * W, C]: `steps` images from the view's seed to `seed_to`, linear in W
+        (without the view's style mixing)."""
+        start = dataclasses.replace(view, mix_seed=None, mix_styles=())
+        end = dataclasses.replace(start, seed=seed_to)
+        self.check(start)
+        self.check(end)
         if not 2 <= steps <= MAX_INTERPOLATION_STEPS:
             raise ValueError(f'The interpolation needs 2..{MAX_INTERPOLATION_STEPS} steps; got {steps}.')
         with self.lock, torch.no_grad():
-            w_from, noise_seed = self._ws(view)
-            w_to, _ = self._ws(dataclasses.replace(view, seed=seed_to, mix_seed=None))
+            w_from, noise_seed = self._ws(start)
+            w_to, _ = self._ws(end)
             t = torch.linspace(0, 1, steps, device=self.device).reshape(-1, 1, 1)
             images = to_uint8(synthesize(self.G, w_from.lerp(w_to, t), view.noise_mode, noise_seed=noise_seed))
         return np.concatenate(list(images), axis=1)

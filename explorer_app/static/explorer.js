@@ -101,6 +101,7 @@ function fillHeads() {
 }
 
 function onStageClick(event) {
+  if (!info.blocks.length) return;  // No attention to show (e.g. a StyleGAN2 generator).
   const stage = $('stage');
   const scale = info.resolution / stage.clientWidth;
   query = {x: Math.min(Math.floor(event.offsetX * scale), info.resolution - 1),
