@@ -2,6 +2,7 @@
 of under a second on the CPU for the demo (`--cfg=tiny`) snapshot.
 
     python benchmarks/bench_explorer.py                          # tiny and styleformer-cifar10 shapes, CPU
+    python benchmarks/bench_explorer.py --cfg=tiny --iters=20     # the demo snapshot's shape only
     python benchmarks/bench_explorer.py --device=cuda
     python benchmarks/bench_explorer.py --network=SNAPSHOT.pkl    # a real snapshot
 
@@ -73,6 +74,7 @@ def main():
     parser = argparse.ArgumentParser(description='Time the explorer\'s requests.')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--network', help='Snapshot to time instead of the preset shapes')
+    parser.add_argument('--cfg', default='tiny,styleformer-cifar10', help='Presets whose shapes are timed (comma-separated)')
     parser.add_argument('--iters', type=int, default=5)
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -80,7 +82,7 @@ def main():
     if args.network:
         bench(os.path.basename(args.network), safe_load.load_generator(args.network, device), device, args.iters)
     else:
-        for name in ['tiny', 'styleformer-cifar10']:
+        for name in args.cfg.split(','):
             bench(name, preset_generator(name), device, args.iters)
 
 
