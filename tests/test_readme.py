@@ -11,7 +11,8 @@ too, and a program this file does not know fails the test. They run as written, 
 - counts that take hours on a CPU shrink (fid50k -> fid64, --num-steps, --w-frames), and
   FID uses a tiny stand-in feature network ($STYLEFORMER_DETECTOR), except in `make demo`,
   which uses the real offline Inception-v3;
-- SNAPSHOT.pkl, RUN/ and the resumed snapshot are the snapshots the training commands wrote.
+- SNAPSHOT.pkl, RUN/ and the resumed snapshot are the snapshots the training commands wrote;
+- the explorer server listens on a free port, answers a page and an image, and is stopped.
 `make test` is the command running this file and is not run again.
 """
 
@@ -25,10 +26,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 import zipfile
 
 import PIL.Image
 import pytest
+import requests
 
 from fashion_helpers import FASHION_MNIST
 from snapshot_helpers import STYLEFORMER_SRC, build_case, published_pickle, snapshot_dict, write_file
@@ -39,7 +43,7 @@ from training.networks_Generator import Generator
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAMS = ['make', 'dataset_tool.py', 'train.py', 'torchrun', 'generate.py', 'style_mixing.py', 'gen_video.py',
-    'attention_maps.py', 'projector.py', 'calc_metrics.py', 'legacy.py']
+    'attention_maps.py', 'projector.py', 'calc_metrics.py', 'legacy.py', 'explorer.py']
 SMALL_TRAINING = {'--kimg': '0.004', '--batch': '4', '--tick': '0.004', '--snap': '1', '--metrics': 'none',
     '--workers': '0', '--g_dict': '32,32,32', '--depth': '16'}
 
@@ -259,6 +263,40 @@ def test_readme_generating_commands(workspace, snapshot):
     assert set(expected) <= set(out), sorted(out)
     assert os.path.isfile(workspace.path('out', 'mixing', 'grid.png'))
     assert os.path.getsize(workspace.path('lerp.mp4')) > 0
+
+
+@pytest.mark.slow
+def test_readme_explorer_command(workspace, snapshot):
+    del snapshot
+    for tokens in commands_of('explorer.py'):
+        process = workspace.start(with_options(tokens, {'--port': str(free_port())}))
+        watchdog = threading.Timer(300, process.kill)  # A server that never starts must not hang the suite.
+        watchdog.start()
+        try:
+            output, url = '', None
+            for line in process.stdout:
+                output += line
+                url = re.search(r'open (http://\S+/)', line)
+                if url:
+                    break
+            assert url, f'$ {shlex.join(tokens)}\nexit code {process.wait()}\n{output[-6000:]}'
+            page, image = wait_for_server(url.group(1), process)
+            assert 'explorer.js' in page.text and image.content.startswith(b'\x89PNG'), image.text[:1000]
+        finally:
+            process.terminate()
+            process.communicate(timeout=60)
+            watchdog.cancel()
+
+
+def wait_for_server(url, process, timeout=120):
+    """(page, image of seed 0) from a starting server, once it answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return requests.get(url, timeout=30), requests.get(url + 'api/image.png', params=dict(seed=0), timeout=60)
+        except requests.ConnectionError:
+            assert process.poll() is None and time.monotonic() < deadline, f'the explorer at {url} did not answer'
+            time.sleep(0.2)
 
 
 @pytest.mark.slow

@@ -117,15 +117,18 @@ def save_image_grid(images, path, drange, grid_size):
     save_image(image_grid(to_uint8(images, drange), cols=gw), path)
 
 
-def synthesize(G, ws, noise_mode, noise_seed=None, full_precision=True):
+def synthesize(G, ws, noise_mode, noise_seed=None, full_precision=True, return_attention=False):
     """G.synthesis with reproducible random noise (torch RNG seeded by noise_seed when given).
     float32 by default: the published Styleformer generator always ran in float32, so its images
     are reproduced; full_precision=False runs the snapshot's reduced-precision blocks on CUDA.
-    The published keyword force_fp32 is used, so networks loaded with their own code take it too."""
+    The published keyword force_fp32 is used, so networks loaded with their own code take it too.
+    return_attention=True also returns the attention maps (see SynthesisNetwork.forward)."""
     if noise_mode == 'random' and noise_seed is not None:
         torch.manual_seed(noise_seed)
-    precision = dict(force_fp32=True) if full_precision else {}
-    return G.synthesis(ws, noise_mode=noise_mode, **precision)
+    kwargs = dict(force_fp32=True) if full_precision else {}
+    if return_attention:  # Only when asked: StyleGAN2 generators have no such argument.
+        kwargs['return_attention'] = True
+    return G.synthesis(ws, noise_mode=noise_mode, **kwargs)
 
 
 def generate_images(G, seeds, label, truncation_psi=1, truncation_cutoff=None, noise_mode='const', batch_size=1, full_precision=True):
