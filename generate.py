@@ -90,7 +90,7 @@ def load_projected_w(path, G, device):
     return torch.tensor(ws, device=device, dtype=torch.float32)
 
 # Options shared by the tools.
-network_option = click.option('--network', 'network_pkl', help='Network snapshot: path or URL', required=True, metavar='PATH')
+network_option = click.option('--network', 'network_pkl', help='Network snapshot: path, URL or model name (docs/models.md)', required=True, metavar='PATH')
 trust_option = click.option('--trust-pickle', is_flag=True, help='Load the snapshot with its own embedded code (only for files you trust)')
 device_option = click.option('--device', help='torch device [default: cuda if available, else cpu]', metavar='DEVICE')
 noise_option = click.option('--noise-mode', help='Noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)

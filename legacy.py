@@ -13,14 +13,14 @@ import pickle
 
 import click
 
-import dnnlib
+from training import model_zoo
 from training.safe_load import LoadError, load_generator, load_network_pkl, save_safetensors  # pylint: disable=unused-import
 from training.snapshot import atomic_write
 
 #----------------------------------------------------------------------------
 
 @click.command()
-@click.option('--source', help='Input snapshot (path or URL)', required=True, metavar='PATH')
+@click.option('--source', help='Input snapshot: path, URL or model name (docs/models.md)', required=True, metavar='PATH')
 @click.option('--dest', help='Output file: .pkl (our snapshot) or .safetensors (+ .json)', required=True, metavar='PATH')
 @click.option('--safetensors', 'also_safetensors', is_flag=True, help='With a .pkl --dest, also write DEST.safetensors + DEST.json')
 @click.option('--force-fp16', help='Rebuild the networks for fp16 inference', is_flag=True)
@@ -33,7 +33,7 @@ def convert_network_pickle(source, dest, also_safetensors, force_fp16, trust_pic
     python legacy.py --source=published.pkl --dest=ours.safetensors
     """
     try:
-        with dnnlib.util.open_url(source) as f:
+        with model_zoo.open_network(source) as f:
             data = load_network_pkl(f, force_fp16=force_fp16, trust=trust_pickle)
     except (LoadError, OSError) as err:
         raise click.ClickException(str(err))

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 import dnnlib
+from training import model_zoo
 from training.snapshot import atomic_write
 
 #----------------------------------------------------------------------------
@@ -367,6 +368,6 @@ def load_network_pkl(f, force_fp16=False, trust=False):
 
 
 def load_generator(network, device, trust=False):
-    """G_ema of the snapshot at `network` (path or URL) on `device`, in eval mode."""
-    with dnnlib.util.open_url(network) as f:
+    """G_ema of the snapshot at `network` (path, URL or model name) on `device`, in eval mode."""
+    with model_zoo.open_network(network) as f:
         return load_network_pkl(f, trust=trust)['G_ema'].eval().requires_grad_(False).to(device)
