@@ -15,10 +15,12 @@ from click.testing import CliRunner
 
 import generate
 import legacy
+import train
 from dnnlib import util
 from training import model_zoo
 from training.networks_Generator import Generator
 
+from fashion_helpers import make_fashion_zip
 from snapshot_helpers import STYLEFORMER_SRC, build_case, published_pickle, snapshot_dict
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -176,7 +178,7 @@ def test_wrong_checksum_caches_nothing(zoo):
 
 def test_unlisted_checksum_is_recorded_then_enforced(zoo, capsys):
     httpd, _ = zoo
-    path = model_zoo.open_network('tiny-unlisted', verbose=False, return_filename=True)
+    path = model_zoo.open_network('tiny-unlisted', return_filename=True)
     digest = hashlib.sha256(httpd.files['/snap.pkl']).hexdigest()
     assert f'recorded sha256 {digest}' in capsys.readouterr().err
     with open(path + '.sha256') as f:
@@ -227,5 +229,16 @@ def test_tools_take_model_names(zoo, g_small, tmp_path):
     result = CliRunner().invoke(generate.generate_images_cmd, ['--network=no-such-model', '--seeds=3', f'--outdir={tmp_path}/out'])
     assert result.exit_code != 0 and 'Known models: tiny-page, tiny-unlisted, tiny-verified, tiny-wrong' in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)  # A message, not a traceback.
+
+
+def test_train_resume_takes_model_names(tmp_path, tmp_path_factory):
+    """train.py --resume accepts a listed name (training_loop.py opens it with model_zoo.open_network)."""
+    data = make_fashion_zip(tmp_path_factory, 16)
+    args = [f'--outdir={tmp_path}/runs', f'--data={data}', '--metrics=none', '--dry-run']
+    result = CliRunner().invoke(train.main, args + ['--resume=styleformer-cifar10'])
+    assert result.exit_code == 0, result.output
+    assert '"resume_pkl": "styleformer-cifar10"' in result.output
+    result = CliRunner().invoke(train.main, args + ['--resume=styleformer-imagenet'])
+    assert result.exit_code == 2 and "--resume: no such file 'styleformer-imagenet'" in result.output
 
 #----------------------------------------------------------------------------

@@ -86,11 +86,11 @@ def open_network(network, verbose=True, return_filename=False):
         raise dnnlib.util.DownloadError(f'Model {entry["name"]}: {reason}. Without network access, fetch {url} '
             f'elsewhere and save it as {dnnlib.util.cache_file_path(url)}, or pass the file\'s path instead.') from err
     if sha256 is None:
-        _check_unlisted_download(path, entry['name'])
+        _check_unlisted_download(path, entry['name'], verbose)
     return path if return_filename else open(path, 'rb')
 
 
-def _check_unlisted_download(path, name):
+def _check_unlisted_download(path, name, verbose):
     """For a model listed without sha256: the file must be a pickle (not, say, a web page), and it
     must not change after its first use, whose sha256 is recorded in PATH.sha256."""
     with open(path, 'rb') as f:
@@ -101,8 +101,9 @@ def _check_unlisted_download(path, name):
     record_path = path + '.sha256'
     if not os.path.isfile(record_path):
         atomic_write(record_path, lambda f: f.write(f'{digest}  {name}\n'.encode()))
-        print(f'Model {name}: no sha256 is published; recorded sha256 {digest} of this download in {record_path}.',
-            file=sys.stderr)
+        if verbose:
+            print(f'Model {name}: no sha256 is published; recorded sha256 {digest} of this download in {record_path}.',
+                file=sys.stderr)
         return
     with open(record_path, encoding='utf-8') as f:
         recorded = f.read().split()[0]
