@@ -106,7 +106,7 @@ def _check_unlisted_download(path, name, verbose):
                 file=sys.stderr)
         return
     with open(record_path, encoding='utf-8') as f:
-        recorded = f.read().split()[0]
+        recorded = (f.read().split() or ['(nothing)'])[0]
     if digest != recorded:
         raise dnnlib.util.ChecksumError(f'The cached file for model {name} changed since it was first used: sha256 '
             f'{digest}, recorded {recorded} in {record_path}. Delete both files to download it again.')
