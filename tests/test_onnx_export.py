@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
 import legacy
-from training import onnx_export
+from training import networks, onnx_export
 from training.networks_Generator import Generator
 
 from snapshot_helpers import STYLEFORMER_SRC, build_case, published_pickle, snapshot_dict, write_file
@@ -64,6 +64,15 @@ def test_cli_dynamic_batch_psi_input(tmp_path):
         img = session.run(['img'], dict(z=z, psi=np.array(psi, dtype=np.float32)))[0]
         assert img.shape == (batch_size, 3, 32, 32)
         np.testing.assert_allclose(img, our_images(G, z, None, psi), atol=TOLERANCE, rtol=0)
+
+
+@pytest.mark.slow
+def test_dynamic_batch_that_the_network_fixes_is_refused(tmp_path):
+    G = networks.Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=1),
+        synthesis_kwargs=dict(channel_base=256, channel_max=16)).eval()  # StyleGAN2: batch-grouped convolutions.
+    with pytest.raises(onnx_export.ExportError, match='cannot take a dynamic batch'):
+        onnx_export.export_onnx(G, str(tmp_path / 'g.onnx'), dynamic_batch=True, verbose=False)
+    assert not (tmp_path / 'g.onnx').exists()
 
 
 def test_bad_options_are_reported(tmp_path):
