@@ -55,7 +55,7 @@ def default_device(device=None):
 
 
 def load_network(network, device, trust=False):
-    """G_ema of the snapshot at `network` (path or URL), with readable errors for the CLI."""
+    """G_ema of the snapshot at `network` (path, URL or model name), with readable errors for the CLI."""
     print(f'Loading network from "{network}"...')
     try:
         return safe_load.load_generator(network, device, trust=trust)
