@@ -29,7 +29,7 @@ import torch
 import dnnlib
 from metrics import detectors, metric_main
 from torch_utils import distributed
-from training import safe_load
+from training import model_zoo, safe_load
 from training.dataset import DatasetError
 
 #----------------------------------------------------------------------------
@@ -61,7 +61,7 @@ def load_inputs(opts):
 
     if opts.verbose:
         print(f'Loading network from "{opts.network}"...')
-    with dnnlib.open_url(opts.network, verbose=opts.verbose) as f:
+    with model_zoo.open_network(opts.network, verbose=opts.verbose) as f:
         snapshot = safe_load.load_network_pkl(f, trust=opts.trust_pickle)
     G = snapshot['G_ema']
     if opts.data is not None:
@@ -109,7 +109,7 @@ def _subprocess_fn(rank, opts, port):
 
 @click.command(help=__doc__)
 @click.pass_context
-@click.option('--network', help='Network snapshot: path or URL (ours, Styleformer, StyleGAN2-ADA)', metavar='PATH')
+@click.option('--network', help='Network snapshot: path, URL or model name (ours, Styleformer, StyleGAN2-ADA)', metavar='PATH')
 @click.option('--metrics', help='Comma-separated metrics', default='fid50k_full', show_default=True, callback=_comma_list)
 @click.option('--data', help='Dataset zip or folder  [default: the snapshot\'s training set]', metavar='PATH')
 @click.option('--gen-data', help='Second image set (zip or folder) to compare --data with, instead of a network', metavar='PATH')

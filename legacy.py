@@ -13,32 +13,42 @@ import pickle
 
 import click
 
-import dnnlib
-from training.safe_load import LoadError, load_generator, load_network_pkl, save_safetensors  # pylint: disable=unused-import
 from dnnlib.util import atomic_write
+from training import model_zoo, onnx_export
+from training.safe_load import LoadError, load_generator, load_network_pkl, save_safetensors  # pylint: disable=unused-import
 
 #----------------------------------------------------------------------------
 
 @click.command()
-@click.option('--source', help='Input snapshot (path or URL)', required=True, metavar='PATH')
-@click.option('--dest', help='Output file: .pkl (our snapshot) or .safetensors (+ .json)', required=True, metavar='PATH')
+@click.option('--source', help='Input snapshot: path, URL or model name (docs/models.md)', required=True, metavar='PATH')
+@click.option('--dest', help='Output file: .pkl (our snapshot), .safetensors (+ .json) or .onnx (G_ema)', required=True, metavar='PATH')
 @click.option('--safetensors', 'also_safetensors', is_flag=True, help='With a .pkl --dest, also write DEST.safetensors + DEST.json')
 @click.option('--force-fp16', help='Rebuild the networks for fp16 inference', is_flag=True)
 @click.option('--trust-pickle', help='Load the source with its own embedded code (only for trusted files)', is_flag=True)
-def convert_network_pickle(source, dest, also_safetensors, force_fp16, trust_pickle):
+@click.option('--onnx-batch', type=click.IntRange(min=1), default=1, show_default=True, help='.onnx: the fixed batch size N')
+@click.option('--onnx-dynamic-batch', is_flag=True, help='.onnx: let the batch size N vary')
+@click.option('--onnx-trunc', default='1', show_default=True, metavar='PSI|input', help='.onnx: truncation psi fixed in the graph, or "input"')
+def convert_network_pickle(source, dest, also_safetensors, force_fp16, trust_pickle, onnx_batch, onnx_dynamic_batch, onnx_trunc):
     """Rewrite a published Styleformer / StyleGAN2-ADA snapshot as one of this codebase.
 
     \b
     python legacy.py --source=published.pkl --dest=ours.pkl
     python legacy.py --source=published.pkl --dest=ours.safetensors
+    python legacy.py --source=published.pkl --dest=g.onnx --onnx-dynamic-batch --onnx-trunc=input
     """
     try:
-        with dnnlib.util.open_url(source) as f:
+        with model_zoo.open_network(source) as f:
             data = load_network_pkl(f, force_fp16=force_fp16, trust=trust_pickle)
     except (LoadError, OSError) as err:
         raise click.ClickException(str(err))
 
     os.makedirs(os.path.dirname(dest) or '.', exist_ok=True)
+    if dest.endswith('.onnx'):
+        try:
+            onnx_export.write_onnx(data['G_ema'], dest, onnx_batch, onnx_dynamic_batch, onnx_trunc)
+        except onnx_export.ExportError as err:
+            raise click.ClickException(str(err))
+        return
     if dest.endswith('.safetensors'):
         save_safetensors(data, dest)
         print(f'Wrote {dest} and {os.path.splitext(dest)[0]}.json')

@@ -20,7 +20,7 @@ import click
 import torch
 
 import dnnlib
-from training import presets, run_dirs
+from training import model_zoo, presets, run_dirs
 
 #----------------------------------------------------------------------------
 
@@ -259,7 +259,7 @@ def setup_training_options(
 
     # Transfer learning / resume.
     if resume is not None and resume != 'noresume':
-        if not re.match(r'^[a-z]+://', resume) and not os.path.isfile(resume):
+        if not re.match(r'^[a-z]+://', resume) and not os.path.isfile(resume) and resume not in model_zoo.load_models():
             raise UserError(f'--resume: no such file {resume!r}')
         desc += '-resumecustom'
         args.resume_pkl = resume

@@ -58,7 +58,7 @@ def parse_device(ctx, param, value):
 # Steps every tool takes, with the option named in the error.
 
 def load_network(network, device, trust=False):
-    """G_ema of the snapshot at `network` (path or URL)."""
+    """G_ema of the snapshot at `network` (path, URL or model name)."""
     print(f'Loading network from "{network}"...')
     try:
         return safe_load.load_generator(network, device, trust=trust)
@@ -74,7 +74,7 @@ def make_labels(G, class_idx, num, device):
 #----------------------------------------------------------------------------
 # Options shared by the tools.
 
-network_option = click.option('--network', 'network_pkl', help='Network snapshot: path or URL', required=True, metavar='PATH')
+network_option = click.option('--network', 'network_pkl', help='Network snapshot: path, URL or model name (docs/models.md)', required=True, metavar='PATH')
 trust_option = click.option('--trust-pickle', is_flag=True, help='Load the snapshot with its own embedded code (only for files you trust)')
 device_option = click.option('--device', callback=parse_device, help='torch device [default: cuda if available, else cpu]', metavar='DEVICE')
 noise_option = click.option('--noise-mode', help='Noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)

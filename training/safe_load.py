@@ -34,7 +34,7 @@ import torch
 
 import dnnlib
 from dnnlib.util import atomic_write
-from training import precision
+from training import model_zoo, precision
 from training.safe_pickle import TRUST_HINT, LoadError, Record, Unread, unpickle
 
 #----------------------------------------------------------------------------
@@ -562,6 +562,6 @@ def load_network_pkl(f, force_fp16=False, trust=False, **limits):
 
 
 def load_generator(network, device, trust=False):
-    """G_ema of the snapshot at `network` (path or URL) on `device`, in eval mode."""
-    with dnnlib.util.open_url(network) as f:
+    """G_ema of the snapshot at `network` (path, URL or model name) on `device`, in eval mode."""
+    with model_zoo.open_network(network) as f:
         return load_network_pkl(f, trust=trust)['G_ema'].eval().requires_grad_(False).to(device)

@@ -206,10 +206,10 @@ def training_loop(
     # Resume state, read first: it decides where the data stream starts.
     resume_data = resume_state = None
     if resume_pkl is not None:
-        from training import safe_load # The one reader of .pkl files (no code from the file runs).
+        from training import model_zoo, safe_load # The one reader of .pkl files (no code from the file runs).
         if rank == 0:
             print(f'Resuming from "{resume_pkl}"')
-        with dnnlib.util.open_url(resume_pkl) as f:
+        with model_zoo.open_network(resume_pkl) as f:
             resume_data = safe_load.load_network_pkl(f)
         if os.path.isfile(resume_pkl):
             resume_state = snapshot.load_training_state(resume_pkl)
