@@ -17,7 +17,7 @@ import re
 import sys
 
 import dnnlib
-from training.snapshot import atomic_write
+from dnnlib.util import atomic_write
 
 #----------------------------------------------------------------------------
 
