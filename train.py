@@ -12,14 +12,13 @@ Processes: `--gpus=N` starts N processes on this machine; under
 import json
 import os
 import re
-import signal
-import socket
 import sys
 
 import click
 import torch
 
 import dnnlib
+from torch_utils import distributed
 from training import presets
 
 #----------------------------------------------------------------------------
@@ -296,19 +295,9 @@ def setup_training_options(
 #----------------------------------------------------------------------------
 # Processes.
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('localhost', 0))
-        return s.getsockname()[1]
-
-def run_training(rank, args, env):
-    """Entry point of one rank (spawned, torchrun, or the only process)."""
-    os.environ.update(env)
-    if rank is not None:
-        os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank))
-    from torch_utils import distributed
+def run_training(args):
+    """The work of one rank, inside its process group (see distributed.launch)."""
     from training import training_loop
-    distributed.init()
     rank = distributed.get_rank()
     logger = dnnlib.util.Logger(file_name=os.path.join(args.run_dir, 'log.txt') if rank == 0 else None, file_mode='a', should_flush=True)
     if rank != 0:
@@ -321,35 +310,7 @@ def run_training(rank, args, env):
         print(f'Error: training diverged: {err}', file=sys.stderr)
         sys.exit(1)
     finally:
-        distributed.shutdown()
         logger.close()
-
-def launch(args, num_procs):
-    """Run the ranks: in this process, or spawned (one per GPU/CPU share)."""
-    if 'WORLD_SIZE' in os.environ or num_procs == 1:
-        run_training(None, args, {})
-        return
-    env = dict(WORLD_SIZE=str(num_procs), MASTER_ADDR='localhost', MASTER_PORT=str(_free_port()))
-    torch.set_num_threads(max(torch.get_num_threads() // num_procs, 1))
-    context = torch.multiprocessing.start_processes(run_training, args=(args, env), nprocs=num_procs, join=False, start_method='spawn')
-    # Ctrl-C reaches the children from the terminal; SIGTERM is passed on. Each child writes
-    # a final snapshot and exits on its own.
-    def forward(signum, _frame):
-        for process in context.processes:
-            if process.is_alive():
-                os.kill(process.pid, signum)
-    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN), signal.SIGTERM: signal.signal(signal.SIGTERM, forward)}
-    try:
-        while not context.join():
-            pass
-    except torch.multiprocessing.ProcessRaisedException as err:
-        print(f'A training process failed:\n{err}', file=sys.stderr)
-        sys.exit(1)
-    except torch.multiprocessing.ProcessExitedException as err:
-        sys.exit(err.exit_code if err.exit_code and err.exit_code > 0 else 1)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 def next_run_dir(outdir, desc):
     prev_ids = [int(m.group()) for m in (re.match(r'^\d+', x) for x in (os.listdir(outdir) if os.path.isdir(outdir) else [])) if m]
@@ -449,7 +410,11 @@ def main(outdir, dry_run, **config_kwargs):
         with open(os.path.join(args.run_dir, 'training_options.json'), 'wt') as f:
             json.dump(args, f, indent=2)
     print('Launching processes...')
-    launch(args, args.num_gpus)
+    try:
+        distributed.launch(run_training, (args,), args.num_gpus)
+    except distributed.LaunchError as err:
+        print(err, file=sys.stderr)
+        sys.exit(err.exit_code)
 
 #----------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -129,9 +128,6 @@ def test_print_module_summary_and_helpers(capsys):
     def add_one(t):
         return t + 1
     assert add_one.__name__ == 'add_one' and add_one(torch.ones(1)).item() == 2
-    with misc.ddp_sync(net, sync=False):  # Not DDP: a plain block.
-        pass
-    misc.check_ddp_consistency(net)  # Single process: nothing to compare.
     with misc.suppress_tracer_warnings():
         pass
 
@@ -191,7 +187,7 @@ def test_cuda_paths():
 #----------------------------------------------------------------------------
 # distributed in one process, then two processes over gloo.
 
-def test_distributed_single_process_defaults(monkeypatch, capsys):
+def test_distributed_single_process_defaults(monkeypatch):
     for name in ['RANK', 'LOCAL_RANK', 'WORLD_SIZE']:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv('MASTER_ADDR', 'localhost')  # Restored afterwards; init() only fills in defaults.
@@ -203,9 +199,15 @@ def test_distributed_single_process_defaults(monkeypatch, capsys):
     x = torch.arange(6.0).reshape(3, 2)
     assert torch.equal(distributed.all_reduce_mean(x), x)
     assert torch.equal(distributed.all_gather_cat(x), x)
-    distributed.barrier()
-    distributed.print0('hello from rank 0')
-    assert 'hello from rank 0' in capsys.readouterr().out
+    assert torch.equal(distributed.all_reduce_sum(x), x)
+    assert distributed.any_rank(True) is True and distributed.any_rank(0) is False
+    net = torch.nn.Linear(2, 1)
+    distributed.check_consistency(net)  # Single process: nothing to compare.
+    distributed.broadcast_module(net)
+    net(x).sum().backward()
+    expected = net.weight.grad / 3
+    distributed.average_gradients(net.parameters(), num_rounds=3)  # Three rounds of one batch: the mean.
+    assert torch.allclose(net.weight.grad, expected)
     distributed.shutdown()
 
     monkeypatch.setenv('WORLD_SIZE', '2')
@@ -230,27 +232,30 @@ WORKER = textwrap.dedent('''
     gathered = distributed.all_gather_cat(torch.full([rank + 1, 2], float(rank)))
     torch.manual_seed(0)
     net = torch.nn.Linear(3, 2)
-    misc.check_ddp_consistency(net)
+    distributed.check_consistency(net)
     with torch.no_grad():
         net.bias[0] += rank
     try:
-        misc.check_ddp_consistency(net)
+        distributed.check_consistency(net)
         mismatch = None
     except AssertionError as err:
         mismatch = str(err)
-    misc.check_ddp_consistency(net, ignore_regex=r'Linear\\.bias')
-    distributed.barrier()
+    distributed.check_consistency(net, ignore_regex=r'Linear\\.bias')
+    distributed.broadcast_module(net)
+    net.weight.grad = torch.full_like(net.weight, float(rank + 1))
+    distributed.average_gradients([net.weight, net.bias], num_rounds=2)
     print(json.dumps(dict(rank=rank, world_size=distributed.get_world_size(), stats=collector.as_dict(),
-        mean=mean.tolist(), gathered=gathered.tolist(), mismatch=mismatch)))
+        mean=mean.tolist(), gathered=gathered.tolist(), mismatch=mismatch, bias=net.bias.tolist(),
+        grad=net.weight.grad.flatten().tolist(), bias_grad=net.bias.grad is None,
+        any1=distributed.any_rank(rank == 1), any_none=distributed.any_rank(False),
+        summed=distributed.all_reduce_sum(torch.tensor([rank + 1.0])).tolist())))
     distributed.shutdown()
 ''')
 
 
 @pytest.mark.slow  # Two fresh processes that import torch and form a process group.
 def test_two_process_gloo_reduction():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
+    port = distributed.free_port()
     procs = []
     for rank in range(2):
         env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
@@ -275,5 +280,11 @@ def test_two_process_gloo_reduction():
         assert res['gathered'] == [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
     assert results[0]['mismatch'] is None  # Rank 0 is the reference.
     assert 'Linear.bias' in results[1]['mismatch']
+    assert results[0]['bias'] == results[1]['bias']  # broadcast_module: rank 0's copy everywhere.
+    for res in results:
+        assert res['grad'] == [0.75] * 6  # (1 + 2) / (2 ranks * 2 rounds).
+        assert res['bias_grad']  # No gradient stays none.
+        assert res['any1'] is True and res['any_none'] is False
+        assert res['summed'] == [3.0]
 
 #----------------------------------------------------------------------------

@@ -1,10 +1,9 @@
 """Small PyTorch helpers used by the networks and the training loop: cached constants,
-shape checks, an infinite rank-aware sampler, parameter copying, DDP helpers and a
-module summary table."""
+shape checks, an infinite rank-aware sampler, parameter copying and a module
+summary table."""
 
 import contextlib
 import functools
-import re
 import warnings
 
 import numpy as np
@@ -171,39 +170,6 @@ def copy_params_and_buffers(src_module, dst_module, require_all=False):
             raise ValueError(f'copy_params_and_buffers: "{name}" has shape {list(src.shape)} in the source '
                 f'but {list(tensor.shape)} in the destination; the networks were built with different options')
         tensor.copy_(src.detach())
-
-#----------------------------------------------------------------------------
-# DistributedDataParallel helpers.
-
-@contextlib.contextmanager
-def ddp_sync(module, sync):
-    """Inside the block, DDP gradient synchronisation happens only when `sync` is true (skip
-    it for all but the last of several accumulated backward passes)."""
-    if isinstance(module, torch.nn.parallel.DistributedDataParallel) and not sync:
-        with module.no_sync():
-            yield
-    else:
-        yield
-
-
-def check_ddp_consistency(module, ignore_regex=None):
-    """Assert that every parameter and buffer equals rank 0's copy. Tensors whose name
-    ('<ClassName>.<param name>') fully matches `ignore_regex` are skipped. No-op in a single process."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return
-    if torch.distributed.get_world_size() == 1:
-        return
-    for name, tensor in named_params_and_buffers(module):
-        full_name = type(module).__name__ + '.' + name
-        if ignore_regex is not None and re.fullmatch(ignore_regex, full_name):
-            continue
-        tensor = tensor.detach()
-        if tensor.is_floating_point():
-            tensor = torch.nan_to_num(tensor)  # NaN != NaN would report a false mismatch.
-        other = tensor.clone()
-        torch.distributed.broadcast(tensor=other, src=0)
-        if not torch.equal(tensor, other):
-            raise AssertionError(f'{full_name} differs between rank {torch.distributed.get_rank()} and rank 0')
 
 #----------------------------------------------------------------------------
 # Module summary.
