@@ -59,11 +59,27 @@ def test_infinite_sampler_with_dataloader():
     assert values.tolist() == [idx * 10 for idx in expected]
 
 
+@pytest.mark.parametrize('start', [0, 3, 8, 21, 50, 63])
+def test_infinite_sampler_start_continues_the_stream(start):
+    """A sampler started at global position `start` yields what the full stream holds there:
+    position p (p >= start) on rank p % num_replicas, in order (resume mid-stream)."""
+    dataset_size, num_replicas = 10, 3
+    whole = [list(itertools.islice(misc.InfiniteSampler(range(dataset_size), rank=r, num_replicas=num_replicas, seed=4), 40))
+        for r in range(num_replicas)]
+    stream = [whole[p % num_replicas][p // num_replicas] for p in range(100)]
+    for rank in range(num_replicas):
+        resumed = misc.InfiniteSampler(range(dataset_size), rank=rank, num_replicas=num_replicas, seed=4, start=start)
+        expected = [stream[p] for p in range(start, 100) if p % num_replicas == rank][:10]
+        assert list(itertools.islice(resumed, 10)) == expected
+
+
 def test_infinite_sampler_rejects_bad_arguments():
     with pytest.raises(ValueError, match='empty'):
         misc.InfiniteSampler([])
     with pytest.raises(ValueError, match='rank'):
         misc.InfiniteSampler(range(4), rank=2, num_replicas=2)
+    with pytest.raises(ValueError, match='start'):
+        misc.InfiniteSampler(range(4), start=-1)
 
 #----------------------------------------------------------------------------
 # Shapes, constants, parameters.

@@ -74,6 +74,12 @@ def device():
     return torch.device('cpu')
 
 
+def print0(*args, **kwargs):
+    """print() on rank 0 only."""
+    if get_rank() == 0:
+        print(*args, **kwargs)
+
+
 def shutdown():
     """Leave the process group, if any (call at the end of a multi-process run)."""
     if is_initialized():

@@ -89,15 +89,20 @@ class InfiniteSampler(torch.utils.data.Sampler):
     previous order: each position swaps with a random earlier position at most
     `window_size * len(dataset)` places back. window_size >= 1 gives an independent uniform
     permutation per pass; small values keep passes similar; a window below 2 items keeps the
-    first order forever."""
+    first order forever.
 
-    def __init__(self, dataset, rank=0, num_replicas=1, shuffle=True, seed=0, window_size=0.5):
+    `start` skips the first `start` positions of the global stream (e.g. the images already
+    trained on when resuming): whole passes are only reshuffled, not walked item by item."""
+
+    def __init__(self, dataset, rank=0, num_replicas=1, shuffle=True, seed=0, window_size=0.5, start=0):
         if len(dataset) < 1:
             raise ValueError('InfiniteSampler: the dataset is empty')
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ValueError(f'InfiniteSampler: need 0 <= rank < num_replicas, got rank={rank}, num_replicas={num_replicas}')
         if window_size < 0:
             raise ValueError(f'InfiniteSampler: window_size must be >= 0, got {window_size}')
+        if start < 0:
+            raise ValueError(f'InfiniteSampler: start must be >= 0, got {start}')
         super().__init__()  # Since torch 2.x, Sampler.__init__ takes no dataset.
         self.dataset_size = len(dataset)
         self.rank = rank
@@ -105,6 +110,7 @@ class InfiniteSampler(torch.utils.data.Sampler):
         self.shuffle = shuffle
         self.seed = seed
         self.window_size = window_size
+        self.start = start
 
     def _passes(self):
         """Yield the order of each pass over the dataset (numpy int64 arrays)."""
@@ -128,12 +134,13 @@ class InfiniteSampler(torch.utils.data.Sampler):
                 order = np.array(swapped)
 
     def __iter__(self):
-        global_pos = 0
+        global_pos = 0  # Global stream position of the pass's first item.
         for order in self._passes():
-            # Positions of this pass that belong to this rank.
-            first = (self.rank - global_pos) % self.num_replicas
-            for idx in order[first::self.num_replicas].tolist():
-                yield idx
+            if global_pos + self.dataset_size > self.start:
+                # This rank's positions of the pass, from `start` on.
+                first = max(self.start - global_pos, 0)
+                first += (self.rank - global_pos - first) % self.num_replicas
+                yield from order[first::self.num_replicas].tolist()
             global_pos += self.dataset_size
 
 #----------------------------------------------------------------------------
