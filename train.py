@@ -353,10 +353,10 @@ def next_run_dir(outdir, desc):
 @click.command(context_settings=dict(max_content_width=120))
 # General options.
 @click.option('--outdir', help='Where to save the results', required=True, metavar='DIR')
-@click.option('--gpus', help='Number of GPUs (processes) to use', type=click.IntRange(min=1), default=1, show_default=True)
-@click.option('--snap', help='Snapshot interval in ticks', type=click.IntRange(min=1), default=50, show_default=True)
+@click.option('--gpus', help='Number of GPUs (processes) to use', type=click.IntRange(min=1), default=1, show_default=True, metavar='INT')
+@click.option('--snap', help='Snapshot interval in ticks', type=click.IntRange(min=1), default=50, show_default=True, metavar='INT')
 @click.option('--metrics', help='Comma-separated list or "none"  [default: fid50k_full; none with --cfg=tiny]', type=CommaSeparatedList())
-@click.option('--seed', help='Random seed', type=int, default=0, show_default=True)
+@click.option('--seed', help='Random seed', type=int, default=0, show_default=True, metavar='INT')
 @click.option('-n', '--dry-run', '--dry_run', 'dry_run', help='Print training options and exit', is_flag=True)
 # Dataset.
 @click.option('--data', help='Training data (directory or zip)', metavar='PATH', required=True)
@@ -365,15 +365,15 @@ def next_run_dir(outdir, desc):
 @click.option('--mirror', help='Enable dataset x-flips', type=bool, default=False, show_default=True, metavar='BOOL')
 # Base config.
 @click.option('--cfg', help='Base config or preset', type=click.Choice(presets.CFG_CHOICES), default='auto', show_default=True)
-@click.option('--gamma', help='Override R1 gamma', type=click.FloatRange(min=0))
+@click.option('--gamma', help='Override R1 gamma', type=click.FloatRange(min=0), metavar='FLOAT')
 @click.option('--kimg', help='Override training duration (may be fractional)', type=click.FloatRange(min=0, min_open=True), metavar='KIMG')
 @click.option('--batch', help='Override batch size', type=click.IntRange(min=1), metavar='INT')
 @click.option('--batch-gpu', '--batch_gpu', 'batch_gpu', help='Samples per forward pass per GPU (gradient accumulation)  [default: batch/gpus]', type=click.IntRange(min=1), metavar='INT')
 @click.option('--tick', help='Progress interval in kimg', type=click.FloatRange(min=0, min_open=True), default=4, show_default=True, metavar='KIMG')
 # Discriminator augmentation.
 @click.option('--aug', help='Augmentation mode', type=click.Choice(['noaug', 'ada', 'fixed']), default='ada', show_default=True)
-@click.option('--p', help='Augmentation probability for --aug=fixed', type=click.FloatRange(0, 1))
-@click.option('--target', help='ADA target value for --aug=ada  [default: 0.6]', type=click.FloatRange(0, 1))
+@click.option('--p', help='Augmentation probability for --aug=fixed', type=click.FloatRange(0, 1), metavar='FLOAT')
+@click.option('--target', help='ADA target value for --aug=ada  [default: 0.6]', type=click.FloatRange(0, 1), metavar='FLOAT')
 @click.option('--augpipe', help='Augmentation pipeline  [default: bgc]', type=click.Choice(['blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bg', 'bgc', 'bgcf', 'bgcfn', 'bgcfnc']))
 # Transfer learning.
 @click.option('--resume', help='Resume from a network pickle (exact when its training-state file is beside it; its architecture unless shape options are given)', metavar='PKL')
