@@ -161,15 +161,8 @@ def training_loop(
     training_options = {k: v for k, v in locals().items() if k not in ('abort_fn', 'progress_fn')}
     timer = _TickTimer()
     rank, world, device = distributed.get_rank(), distributed.get_world_size(), distributed.device()
-    if num_gpus is not None and num_gpus != world:
-        raise ValueError(f'training options say {num_gpus} processes, but {world} are running')
-    if batch_size % (batch_gpu * world) != 0:
-        raise ValueError(f'batch_size={batch_size} must be a multiple of batch_gpu * processes = {batch_gpu * world}')
-    num_rounds = batch_size // (batch_gpu * world)
-    if device.type == 'cuda':
-        torch.backends.cudnn.benchmark = cudnn_benchmark
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow_tf32
-    conv2d_gradfix.enabled = True       # Faster; supports R1's double backward.
+    num_rounds = _rounds_per_iteration(num_gpus, batch_size, batch_gpu)
+    _set_backends(device, cudnn_benchmark, allow_tf32)
 
     resume_data = _load_snapshot(resume_pkl) if resume_pkl is not None else None
     training_set = _open_training_set(training_set_kwargs)
@@ -185,8 +178,7 @@ def training_loop(
     for module in [G, D, G_ema, augment_pipe]:
         distributed.broadcast_module(module)
     if rank == 0:
-        z, c = torch.zeros([batch_gpu, G.z_dim], device=device), torch.zeros([batch_gpu, G.c_dim], device=device)
-        misc.print_module_summary(D, [misc.print_module_summary(G, [z, c]), c])
+        _print_summaries(G, D, batch_gpu, device)
 
     data = _data_iterator(training_set, data_loader_kwargs, batch_size // world, random_seed, start=state.cur_nimg)
     grid = _ImageGrid(training_set, G_ema, batch_gpu, random_seed, run_dir) if rank == 0 and image_snapshot_ticks is not None else None
@@ -263,6 +255,21 @@ def training_loop(
 #----------------------------------------------------------------------------
 # Setup.
 
+def _rounds_per_iteration(num_gpus, batch_size, batch_gpu):
+    """Forward passes per rank and iteration (gradient accumulation)."""
+    world = distributed.get_world_size()
+    if num_gpus is not None and num_gpus != world:
+        raise ValueError(f'training options say {num_gpus} processes, but {world} are running')
+    if batch_size % (batch_gpu * world) != 0:
+        raise ValueError(f'batch_size={batch_size} must be a multiple of batch_gpu * processes = {batch_gpu * world}')
+    return batch_size // (batch_gpu * world)
+
+def _set_backends(device, cudnn_benchmark, allow_tf32):
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow_tf32
+    conv2d_gradfix.enabled = True # Faster; supports R1's double backward.
+
 def _load_snapshot(resume_pkl):
     from training import safe_load # The one reader of .pkl files (no code from the file runs).
     distributed.print0(f'Resuming from "{resume_pkl}"')
@@ -311,6 +318,10 @@ def _setup_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interv
             phases += [dnnlib.EasyDict(name=name + 'main', module=module, opt=opt, interval=1)]
             phases += [dnnlib.EasyDict(name=name + 'reg', module=module, opt=opt, interval=reg_interval)]
     return phases, optimizers
+
+def _print_summaries(G, D, batch_gpu, device):
+    z, c = torch.zeros([batch_gpu, G.z_dim], device=device), torch.zeros([batch_gpu, G.c_dim], device=device)
+    misc.print_module_summary(D, [misc.print_module_summary(G, [z, c]), c])
 
 def _restore(checkpoint, resume_data, resume_pkl, partial):
     exact, skipped = checkpoint.restore(resume_data, resume_pkl, partial=partial)
