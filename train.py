@@ -60,7 +60,11 @@ def setup_training_options(world_size=None, **opts):
     """Options -> (run description, training-loop kwargs). Raises UserError on bad input.
     `opts` are train.py's options by name; the ones not given take the command-line defaults.
     world_size: the process count when it comes from torchrun instead of --gpus."""
-    opts = dnnlib.EasyDict(_command_line_defaults(), **opts)
+    defaults = _command_line_defaults()
+    unknown = sorted(set(opts) - set(defaults))
+    if unknown:
+        raise TypeError(f'setup_training_options: unknown option(s) {", ".join(unknown)}; valid: {", ".join(sorted(defaults))}')
+    opts = dnnlib.EasyDict(defaults, **opts)
     if opts.resume == 'noresume': # Published spelling of "no resume".
         opts.resume = None
     if opts.cfg not in presets.CFG_CHOICES:

@@ -132,6 +132,10 @@ def test_resume_takes_the_snapshots_architecture(fashion_zip, tmp_path):
     assert options.G_kwargs.synthesis_kwargs.G_dict == [64, 32, 16] and options.G_kwargs.synthesis_kwargs.depth == 4
     assert options.resume_partial is True
 
+def test_misspelt_option_is_an_error(fashion_zip):
+    with pytest.raises(TypeError, match='unknown option.s. gamam; valid: allow_tf32, aug'):
+        dry_run_options(dict(data=fashion_zip, gamam=1))
+
 def test_generator_gets_no_options_it_ignores(fashion_zip):
     _desc, options = dry_run_options(dict(data=fashion_zip, cfg='cifar', metrics=[]))
     assert 'channel_base' not in options.G_kwargs.synthesis_kwargs and 'channel_max' not in options.G_kwargs.synthesis_kwargs
