@@ -107,24 +107,13 @@ def test_constant_cache():
     assert d is not misc.constant([9.0, 8.0])  # Inference tensors are not cached.
 
 
-def test_copy_params_and_buffers():
-    torch.manual_seed(0)
-    src = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
-    dst = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
-    src[1].running_mean.normal_()
-    dst[0].weight.requires_grad_(False)
-    misc.copy_params_and_buffers(src, dst, require_all=True)
-    for (name, s), (_, d) in zip(misc.named_params_and_buffers(src), misc.named_params_and_buffers(dst)):
-        assert torch.equal(s, d), name
-    assert not dst[0].weight.requires_grad and dst[0].bias.requires_grad
-    assert len(misc.params_and_buffers(dst)) == 2 + 2 + 3
-
-    bigger = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
-    misc.copy_params_and_buffers(src, bigger)  # Extra tensors in dst are fine by default...
-    with pytest.raises(KeyError, match='2.weight'):
-        misc.copy_params_and_buffers(src, bigger, require_all=True)  # ...but not with require_all.
-    with pytest.raises(ValueError, match='shape'):
-        misc.copy_params_and_buffers(src, torch.nn.Sequential(torch.nn.Linear(3, 5)))
+def test_params_and_buffers():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    names = [name for name, _ in misc.named_params_and_buffers(net)]
+    assert names == ['0.weight', '0.bias', '1.weight', '1.bias', '1.running_mean', '1.running_var', '1.num_batches_tracked']
+    assert all(a is b for a, (_, b) in zip(misc.params_and_buffers(net), misc.named_params_and_buffers(net)))
+    with pytest.raises(TypeError, match='Expected a torch.nn.Module'):
+        misc.params_and_buffers(torch.zeros(1))
 
 
 def test_print_module_summary_and_helpers(capsys):

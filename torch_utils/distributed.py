@@ -13,6 +13,7 @@ import socket
 
 import torch
 
+from . import misc
 from . import training_stats
 
 #----------------------------------------------------------------------------
@@ -150,7 +151,7 @@ def broadcast_module(module):
     """Make every rank hold rank 0's parameters and buffers."""
     if module is None or get_world_size() == 1:
         return
-    for tensor in list(module.parameters()) + list(module.buffers()):
+    for tensor in misc.params_and_buffers(module):
         torch.distributed.broadcast(tensor.data, src=0)
 
 
@@ -175,7 +176,7 @@ def check_consistency(module, ignore_regex=None):
     whose name ('<ClassName>.<param name>') fully matches `ignore_regex` are skipped."""
     if get_world_size() == 1:
         return
-    for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+    for name, tensor in misc.named_params_and_buffers(module):
         full_name = type(module).__name__ + '.' + name
         if ignore_regex is not None and re.fullmatch(ignore_regex, full_name):
             continue

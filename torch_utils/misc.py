@@ -1,5 +1,5 @@
 """Small PyTorch helpers used by the networks and the training loop: cached constants,
-shape checks, an infinite rank-aware sampler, parameter copying and a module
+shape checks, an infinite rank-aware sampler, parameter listing and a module
 summary table."""
 
 import contextlib
@@ -158,25 +158,6 @@ def named_params_and_buffers(module):
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f'Expected a torch.nn.Module, got {type(module).__name__}')
     return list(module.named_parameters()) + list(module.named_buffers())
-
-
-@torch.no_grad()
-def copy_params_and_buffers(src_module, dst_module, require_all=False):
-    """Copy every parameter and buffer of `dst_module` that has a namesake in `src_module`
-    (e.g. G -> G_ema, or a resumed snapshot into a new network). With require_all, a tensor
-    of dst_module missing from src_module is an error."""
-    src_tensors = dict(named_params_and_buffers(src_module))
-    for name, tensor in named_params_and_buffers(dst_module):
-        if name not in src_tensors:
-            if require_all:
-                raise KeyError(f'copy_params_and_buffers: "{name}" of {type(dst_module).__name__} is missing '
-                    f'from the source {type(src_module).__name__}')
-            continue
-        src = src_tensors[name]
-        if src.shape != tensor.shape:
-            raise ValueError(f'copy_params_and_buffers: "{name}" has shape {list(src.shape)} in the source '
-                f'but {list(tensor.shape)} in the destination; the networks were built with different options')
-        tensor.copy_(src.detach())
 
 #----------------------------------------------------------------------------
 # Module summary.

@@ -23,6 +23,7 @@ import pickle
 import torch
 
 import dnnlib
+from torch_utils import misc
 
 #----------------------------------------------------------------------------
 
@@ -180,8 +181,8 @@ def load_matching_tensors(src, dst, dry_run=False):
     """Copy the parameters and buffers of `dst` that `src` holds under the same name and shape.
     Returns what did not match: tensors of dst missing from src or shaped differently, and
     tensors of src that dst lacks."""
-    src_tensors = dict(list(src.named_parameters()) + list(src.named_buffers()))
-    dst_tensors = dict(list(dst.named_parameters()) + list(dst.named_buffers()))
+    src_tensors = dict(misc.named_params_and_buffers(src))
+    dst_tensors = dict(misc.named_params_and_buffers(dst))
     problems = [f'{name} is not in the snapshot' for name in dst_tensors if name not in src_tensors]
     problems += [f'{name} is only in the snapshot' for name in src_tensors if name not in dst_tensors]
     for name, tensor in dst_tensors.items():
