@@ -21,7 +21,6 @@ network access FID and KID fall back to the Inception-v3 of the fid-helper-pytor
 
 import copy
 import os
-import socket
 
 import click
 import torch
@@ -43,12 +42,6 @@ def _comma_list(_ctx, _param, value):
         raise click.BadParameter(f'unknown metric(s) {", ".join(bad)}. Valid: {", ".join(metric_main.list_valid_metrics())} '
             f'(other sizes too: fid5k, kid20k_full, is10k, pr10k3)')
     return items
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('localhost', 0))
-        return s.getsockname()[1]
 
 #----------------------------------------------------------------------------
 
@@ -96,15 +89,6 @@ def run_metrics(opts):
             if run_dir is not None and not opts.verbose:
                 print(f'  appended to {os.path.join(run_dir, f"metric-{metric}.jsonl")}')
 
-
-def _subprocess_fn(rank, opts, port):
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(opts.gpus), MASTER_ADDR='localhost', MASTER_PORT=str(port))
-    distributed.init()
-    try:
-        run_metrics(opts)
-    finally:
-        distributed.shutdown()
-
 #----------------------------------------------------------------------------
 
 @click.command(help=__doc__)
@@ -136,24 +120,11 @@ def calc_metrics(ctx, **kwargs):
         if wrong:
             ctx.fail(f'{", ".join(wrong)} compare(s) two image sets (--gen-data); for a network use e.g. fid50k_full')
 
-    already_distributed = int(os.environ.get('WORLD_SIZE', '1')) > 1
+    if 'WORLD_SIZE' not in os.environ and torch.cuda.is_available() and torch.cuda.device_count() < opts.gpus:
+        ctx.fail(f'--gpus={opts.gpus} but only {torch.cuda.device_count()} GPU(s) are visible')
     try:
-        if already_distributed:  # Started by torchrun.
-            distributed.init()
-            try:
-                run_metrics(opts)
-            finally:
-                distributed.shutdown()
-        elif opts.gpus == 1:
-            run_metrics(opts)
-        else:
-            if torch.cuda.is_available() and torch.cuda.device_count() < opts.gpus:
-                ctx.fail(f'--gpus={opts.gpus} but only {torch.cuda.device_count()} GPU(s) are visible')
-            try:
-                torch.multiprocessing.spawn(_subprocess_fn, args=(opts, _free_port()), nprocs=opts.gpus)
-            except torch.multiprocessing.ProcessRaisedException as err:
-                raise click.ClickException(f'A metric process failed:\n{err}') from None
-    except (detectors.DetectorUnavailable, safe_load.LoadError, DatasetError, ValueError, OSError) as err:
+        distributed.launch(run_metrics, (opts,), opts.gpus)  # One rank per process (torchrun's, or spawned).
+    except (detectors.DetectorUnavailable, safe_load.LoadError, DatasetError, distributed.LaunchError, ValueError, OSError) as err:
         raise click.ClickException(str(err)) from None
 
 #----------------------------------------------------------------------------

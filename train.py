@@ -9,17 +9,17 @@ Processes: `--gpus=N` starts N processes on this machine; under
 (the world size comes from torchrun). On a machine without CUDA the ranks use gloo on the CPU.
 """
 
+import copy
 import json
 import os
 import re
-import signal
-import socket
 import sys
 
 import click
 import torch
 
 import dnnlib
+from torch_utils import distributed
 from training import model_zoo, presets, run_dirs
 
 #----------------------------------------------------------------------------
@@ -49,11 +49,6 @@ def _int_list(values, option):
 
 #----------------------------------------------------------------------------
 
-def _has_training_state(pkl):
-    from training import snapshot
-    state = snapshot.training_state_path_for(pkl) if os.path.isfile(pkl) else None
-    return state is not None and os.path.isfile(state)
-
 def open_dataset(training_set_kwargs, option='--data'):
     """Construct the dataset once to check it and learn its shape; errors become UserError."""
     try:
@@ -61,33 +56,43 @@ def open_dataset(training_set_kwargs, option='--data'):
     except (IOError, OSError, ValueError, RuntimeError) as err:
         raise UserError(f'{option}: cannot open {training_set_kwargs["path"]!r}: {err}') from None
 
-def setup_training_options(
-    gpus=None, snap=None, metrics=None, seed=None, data=None, cond=None, subset=None, mirror=None,
-    cfg=None, gamma=None, kimg=None, batch=None, batch_gpu=None, aug=None, p=None, target=None, augpipe=None,
-    resume=None, freezed=None, fp32=None, nhwc=None, nobench=None, allow_tf32=None, workers=None,
-    g_dict=None, num_layers=None, depth=None, minimum_head=None, linformer=None, tick=None,
-    keep=None, world_size=None,
-):
+def setup_training_options(world_size=None, **opts):
     """Options -> (run description, training-loop kwargs). Raises UserError on bad input.
+    `opts` are train.py's options by name; the ones not given take the command-line defaults.
     world_size: the process count when it comes from torchrun instead of --gpus."""
-    args = dnnlib.EasyDict()
-    cfg = cfg or 'auto'
-    if cfg not in presets.CFG_CHOICES:
-        raise UserError(f'--cfg={cfg} is not a known configuration; choose one of {", ".join(presets.CFG_CHOICES)}')
-    preset = presets.STYLEFORMER_PRESETS.get(cfg, {})
+    defaults = _command_line_defaults()
+    unknown = sorted(set(opts) - set(defaults))
+    if unknown:
+        raise TypeError(f'setup_training_options: unknown option(s) {", ".join(unknown)}; valid: {", ".join(sorted(defaults))}')
+    opts = dnnlib.EasyDict(defaults, **opts)
+    if opts.resume == 'noresume': # Published spelling of "no resume".
+        opts.resume = None
+    if opts.cfg not in presets.CFG_CHOICES:
+        raise UserError(f'--cfg={opts.cfg} is not a known configuration; choose one of {", ".join(presets.CFG_CHOICES)}')
+    args = dnnlib.EasyDict(num_gpus=world_size if world_size is not None else opts.gpus, random_seed=opts.seed)
+    args.image_snapshot_ticks = args.network_snapshot_ticks = opts.snap
+    args.metrics = _metrics(opts.metrics, opts.cfg)
+    desc, resolution = _dataset_options(args, opts)
+    desc += _hyperparameters(args, opts, resolution)
+    snapshot_nets = _load_resume_networks(opts.resume) if opts.resume is not None and not _shape_given(opts) else None
+    if snapshot_nets is None:
+        _network_options(args, opts, resolution)
+    else:
+        _networks_from_snapshot(args, snapshot_nets)
+    _batch_options(args, opts)
+    desc += _augmentation_options(args, opts)
+    desc += _resume_options(args, opts)
+    _performance_options(args, opts)
+    return desc, args
 
-    # General options.
-    gpus = 1 if gpus is None else gpus
-    if gpus < 1:
-        raise UserError('--gpus must be at least 1')
-    num_procs = world_size if world_size is not None else gpus
-    args.num_gpus = num_procs
-    snap = 50 if snap is None else snap
-    if snap < 1:
-        raise UserError('--snap must be at least 1')
-    args.image_snapshot_ticks = args.network_snapshot_ticks = snap
+def _command_line_defaults():
+    """Every option's value when not given (the click options own the defaults)."""
+    ctx = main.make_context('train.py', ['--outdir=.', '--data=.']) # Placeholders for the two required options.
+    return {name: value for name, value in ctx.params.items() if name not in ('outdir', 'dry_run')} | dict(data=None)
+
+def _metrics(metrics, cfg):
     if metrics is None: # A CPU demo preset should not spend hours on a 50k-image FID at every snapshot.
-        metrics = [] if cfg == 'tiny' else ['fid50k_full']
+        return [] if cfg == 'tiny' else ['fid50k_full']
     if metrics:
         try:
             from metrics import metric_main
@@ -96,223 +101,240 @@ def setup_training_options(
         bad = [m for m in metrics if not metric_main.is_valid_metric(m)]
         if bad:
             raise UserError(f'--metrics: unknown metric {bad[0]!r}; valid: {", ".join(metric_main.list_valid_metrics())}')
-    args.metrics = metrics
-    args.random_seed = 0 if seed is None else seed
+    return metrics
 
-    # Dataset.
-    if data is None:
+def _dataset_options(args, opts):
+    """Training set and data loader; returns (run description, resolution)."""
+    if opts.data is None:
         raise UserError('--data is required: a dataset zip or folder made with dataset_tool.py')
-    args.training_set_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data, use_labels=True, max_size=None, xflip=False)
-    args.data_loader_kwargs = dnnlib.EasyDict(pin_memory=True, num_workers=3 if torch.cuda.is_available() else 1, prefetch_factor=2)
+    args.training_set_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=opts.data, use_labels=True, max_size=None, xflip=False)
+    num_workers = opts.workers if opts.workers is not None else 3 if torch.cuda.is_available() else 1
+    args.data_loader_kwargs = dnnlib.EasyDict(pin_memory=True, num_workers=num_workers, prefetch_factor=2)
     training_set = open_dataset(args.training_set_kwargs)
-    resolution = training_set.resolution
-    args.training_set_kwargs.resolution = resolution
-    args.training_set_kwargs.use_labels = training_set.has_labels
-    args.training_set_kwargs.max_size = len(training_set)
+    dataset = args.training_set_kwargs
+    dataset.resolution = training_set.resolution
+    dataset.max_size = len(training_set)
+    dataset.use_labels = bool(opts.cond)
     desc = training_set.name
-    del training_set
-    if cond:
-        if not args.training_set_kwargs.use_labels:
+    if opts.cond:
+        if not training_set.has_labels:
             raise UserError('--cond=True needs labels in the dataset (dataset.json); make the dataset with labels or drop --cond')
         desc += '-cond'
-    else:
-        if args.training_set_kwargs.use_labels and os.environ.get('RANK', '0') == '0':  # Said once, by rank 0.
-            print(f'Note: {data} has labels, but they are not used; pass --cond=true to train a class-conditional model.')
-        args.training_set_kwargs.use_labels = False
-    if subset is not None:
-        if not 1 <= subset <= args.training_set_kwargs.max_size:
-            raise UserError(f'--subset must be between 1 and {args.training_set_kwargs.max_size}')
-        desc += f'-subset{subset}'
-        if subset < args.training_set_kwargs.max_size:
-            args.training_set_kwargs.max_size = subset
-            args.training_set_kwargs.random_seed = args.random_seed
-    if mirror:
+    elif training_set.has_labels and os.environ.get('RANK', '0') == '0':  # Said once, by rank 0 (also under torchrun).
+        print(f'Note: {opts.data} has labels, but they are not used; pass --cond=true to train a class-conditional model.')
+    if opts.subset is not None:
+        if not 1 <= opts.subset <= dataset.max_size:
+            raise UserError(f'--subset must be between 1 and {dataset.max_size}')
+        desc += f'-subset{opts.subset}'
+        if opts.subset < dataset.max_size:
+            dataset.max_size = opts.subset
+            dataset.random_seed = opts.seed
+    if opts.mirror:
         desc += '-mirror'
-        args.training_set_kwargs.xflip = True
+        dataset.xflip = True
+    return desc, training_set.resolution
 
-    # Generator shape: preset, then explicit options; it must fit the data's resolution.
+def _generator_shape(opts, resolution):
+    """The transformer layout (EasyDict): the preset's, then the explicit options; it must fit
+    the data's resolution."""
+    preset = presets.STYLEFORMER_PRESETS.get(opts.cfg, {})
     shape = dnnlib.EasyDict(presets.DEFAULT_SHAPE)
     shape.update({k: preset[k] for k in shape if k in preset})
-    if g_dict is not None:
-        shape.g_dict = _int_list(g_dict, '--g_dict')
-    if num_layers is not None:
-        shape.num_layers = _int_list(num_layers, '--num_layers')
-    for name, value in [('depth', depth), ('minimum_head', minimum_head)]:
-        if value is not None:
-            if value < 1:
-                raise UserError(f'--{name} must be at least 1')
-            shape[name] = value
-    if linformer is not None:
-        shape.linformer = linformer
-    if 'resolution' in preset and preset['resolution'] != resolution and g_dict is None and num_layers is None:
-        raise UserError(f'--cfg={cfg} is built for {preset["resolution"]}x{preset["resolution"]} images, but the dataset is '
+    if opts.g_dict is not None:
+        shape.g_dict = _int_list(opts.g_dict, '--g_dict')
+    if opts.num_layers is not None:
+        shape.num_layers = _int_list(opts.num_layers, '--num_layers')
+    shape.update({name: opts[name] for name in ['depth', 'minimum_head', 'linformer'] if opts[name] is not None})
+    if 'resolution' in preset and preset['resolution'] != resolution and opts.g_dict is None and opts.num_layers is None:
+        raise UserError(f'--cfg={opts.cfg} is built for {preset["resolution"]}x{preset["resolution"]} images, but the dataset is '
             f'{resolution}x{resolution}; pick a preset of that size, or give --g_dict and --num_layers')
-    start_res = preset.get('start_res')
-    if start_res is None: # Resolutions like 48 and 96 start at 12x12.
-        start_res = 12 if presets.stage_count(resolution, 8) is None and presets.stage_count(resolution, 12) is not None else 8
-    stages = presets.stage_count(resolution, start_res)
+    shape.start_res = preset.get('start_res')
+    if shape.start_res is None: # Resolutions like 48 and 96 start at 12x12.
+        shape.start_res = 12 if presets.stage_count(resolution, 8) is None and presets.stage_count(resolution, 12) is not None else 8
+    stages = presets.stage_count(resolution, shape.start_res)
     if stages is None:
-        raise UserError(f'the dataset is {resolution}x{resolution}, but the generator needs {start_res}x{start_res} times a power of two')
-    for option, values, given in [('--g_dict', shape.g_dict, g_dict), ('--num_layers', shape.num_layers, num_layers)]:
+        raise UserError(f'the dataset is {resolution}x{resolution}, but the generator needs {shape.start_res}x{shape.start_res} times a power of two')
+    for option, values, given in [('--g_dict', shape.g_dict, opts.g_dict), ('--num_layers', shape.num_layers, opts.num_layers)]:
         if len(values) != stages:
-            source = 'you gave' if given is not None else f'--cfg={cfg} uses'
-            res_list = ','.join(str(start_res * 2 ** i) for i in range(stages))
+            source = 'you gave' if given is not None else f'--cfg={opts.cfg} uses'
+            res_list = ','.join(str(shape.start_res * 2 ** i) for i in range(stages))
             raise UserError(f'{option}: {source} {len(values)} values ({",".join(map(str, values))}), but a {resolution}x{resolution} dataset '
                 f'needs one per generator stage ({res_list}): {stages} values')
+    return shape
 
-    # Base configuration.
-    desc += f'-{cfg}'
-    spec = presets.base_config(cfg, resolution, num_procs)
-    if cfg == 'auto':
-        desc += f'{num_procs:d}'
+def _network_options(args, opts, resolution):
+    """G and D from the preset and the shape options."""
+    shape = _generator_shape(opts, resolution)
+    preset = presets.STYLEFORMER_PRESETS.get(opts.cfg, {})
+    spec = presets.base_config(opts.cfg, resolution, args.num_gpus)
+    synthesis = dnnlib.EasyDict(depth=shape.depth, minimum_head=shape.minimum_head, num_layers=shape.num_layers, G_dict=shape.g_dict,
+        linformer=shape.linformer)
+    if shape.start_res != 8:
+        synthesis.start_resolution = shape.start_res
     args.G_kwargs = dnnlib.EasyDict(class_name='training.networks_Generator.Generator', z_dim=preset.get('z_dim', 512), w_dim=preset.get('w_dim', 512),
-        mapping_kwargs=dnnlib.EasyDict(num_layers=spec.map), synthesis_kwargs=dnnlib.EasyDict())
+        mapping_kwargs=dnnlib.EasyDict(num_layers=spec.map), synthesis_kwargs=synthesis)
     args.D_kwargs = dnnlib.EasyDict(class_name='training.networks_Discriminator.Discriminator', block_kwargs=dnnlib.EasyDict(),
-        mapping_kwargs=dnnlib.EasyDict(), epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=spec.mbstd))
-    synthesis = args.G_kwargs.synthesis_kwargs
-    synthesis.channel_base = args.D_kwargs.channel_base = int(spec.fmaps * 32768)
-    synthesis.channel_max = args.D_kwargs.channel_max = 512
-    synthesis.depth = shape.depth
-    synthesis.minimum_head = shape.minimum_head
-    synthesis.num_layers = shape.num_layers
-    synthesis.G_dict = shape.g_dict
-    synthesis.linformer = shape.linformer
-    if start_res != 8:
-        synthesis.start_resolution = start_res
-    synthesis.num_fp16_res = args.D_kwargs.num_fp16_res = 4 # Mixed precision on GPUs (the networks stay float32 on the CPU).
-    synthesis.conv_clamp = args.D_kwargs.conv_clamp = 256   # Keeps float16 activations finite.
+        mapping_kwargs=dnnlib.EasyDict(), epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=spec.mbstd),
+        channel_base=int(spec.fmaps * 32768), channel_max=512)
+    if opts.batch is not None:
+        args.D_kwargs.epilogue_kwargs.mbstd_group_size = min(opts.batch // args.num_gpus, 4)
+    for kwargs in [synthesis, args.D_kwargs]:
+        kwargs.num_fp16_res = 4 # Mixed precision on GPUs (the networks stay float32 on the CPU).
+        kwargs.conv_clamp = 256 # Keeps float16 activations finite.
     args.D_kwargs.update(preset.get('D', {}))
+    if _small_scale(opts.cfg) and opts.cfg != 'tiny':
+        args.D_kwargs.architecture = 'orig' # No residual D at CIFAR scale (published).
+
+def _small_scale(cfg):
+    return cfg in ('cifar', 'tiny') or presets.STYLEFORMER_PRESETS.get(cfg, {}).get('base') == 'cifar'
+
+def _hyperparameters(args, opts, resolution):
+    """Optimizers, loss, length, batch and EMA from --cfg and the overrides; returns the run
+    description's part."""
+    spec = presets.base_config(opts.cfg, resolution, args.num_gpus)
+    desc = f'-{opts.cfg}' + (f'{args.num_gpus:d}' if opts.cfg == 'auto' else '')
     args.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=spec.lrate, betas=[0, 0.99], eps=1e-8)
     args.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=spec.lrate, betas=[0, 0.99], eps=1e-8)
     args.loss_kwargs = dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=spec.gamma)
-    args.total_kimg = spec.kimg
-    args.batch_size = spec.mb
-    args.batch_gpu = spec.mb // spec.ref_gpus
-    args.ema_kimg = spec.ema
-    args.ema_rampup = spec.ramp
-    if cfg == 'cifar' or preset.get('base') == 'cifar' or cfg == 'tiny':
+    if _small_scale(opts.cfg):
         args.loss_kwargs.pl_weight = 0          # No path-length regularisation,
-        args.loss_kwargs.style_mixing_prob = 0  # no style mixing,
-        if cfg != 'tiny':
-            args.D_kwargs.architecture = 'orig' # and no residual D at CIFAR scale (published).
-
-    if gamma is not None:
-        if not gamma >= 0:
-            raise UserError('--gamma must be non-negative')
-        desc += f'-gamma{gamma:g}'
-        args.loss_kwargs.r1_gamma = gamma
-    if kimg is not None:
-        if not kimg > 0:
-            raise UserError('--kimg must be positive')
-        desc += f'-kimg{kimg:g}'
-        args.total_kimg = kimg
-    if batch is not None:
-        if not (batch >= 1 and batch % num_procs == 0):
-            raise UserError(f'--batch={batch} must be at least 1 and divisible by the number of GPUs/processes ({num_procs})')
-        desc += f'-batch{batch}'
-        args.batch_size = batch
-        args.batch_gpu = batch // num_procs
-        args.D_kwargs.epilogue_kwargs.mbstd_group_size = min(args.batch_gpu, 4)
-    if batch_gpu is not None:
-        if not 1 <= batch_gpu <= args.batch_size // num_procs:
-            raise UserError(f'--batch-gpu must be between 1 and batch / processes = {args.batch_size // num_procs}')
-        args.batch_gpu = batch_gpu
-        args.D_kwargs.epilogue_kwargs.mbstd_group_size = min(args.D_kwargs.epilogue_kwargs.mbstd_group_size, batch_gpu)
-    if args.batch_gpu < 1 or args.batch_size % (args.batch_gpu * num_procs) != 0:
-        raise UserError(f'batch {args.batch_size} cannot be split into {num_procs} processes x rounds of {args.batch_gpu}; '
+        args.loss_kwargs.style_mixing_prob = 0  # and no style mixing.
+    args.total_kimg, args.batch_size, args.batch_gpu = spec.kimg, spec.mb, spec.mb // spec.ref_gpus
+    args.ema_kimg, args.ema_rampup = spec.ema, spec.ramp
+    args.kimg_per_tick = opts.tick
+    if opts.gamma is not None:
+        desc += f'-gamma{opts.gamma:g}'
+        args.loss_kwargs.r1_gamma = opts.gamma
+    if opts.kimg is not None:
+        desc += f'-kimg{opts.kimg:g}'
+        args.total_kimg = opts.kimg
+    if opts.batch is not None:
+        if opts.batch % args.num_gpus != 0:
+            raise UserError(f'--batch={opts.batch} must be at least 1 and divisible by the number of GPUs/processes ({args.num_gpus})')
+        desc += f'-batch{opts.batch}'
+        args.batch_size = opts.batch
+        args.batch_gpu = opts.batch // args.num_gpus
+    if opts.batch_gpu is not None:
+        if not opts.batch_gpu <= args.batch_size // args.num_gpus:
+            raise UserError(f'--batch-gpu must be between 1 and batch / processes = {args.batch_size // args.num_gpus}')
+        args.batch_gpu = opts.batch_gpu
+    if args.batch_gpu < 1 or args.batch_size % (args.batch_gpu * args.num_gpus) != 0:
+        raise UserError(f'batch {args.batch_size} cannot be split into {args.num_gpus} processes x rounds of {args.batch_gpu}; '
             f'give a --batch divisible by the processes (and by processes x --batch-gpu)')
-    if args.batch_gpu % min(args.D_kwargs.epilogue_kwargs.mbstd_group_size, args.batch_gpu) != 0:
-        args.D_kwargs.epilogue_kwargs.mbstd_group_size = 1
-    if tick is not None:
-        if not tick > 0:
-            raise UserError('--tick must be positive (kimg per progress line)')
-        args.kimg_per_tick = tick
-    else:
-        args.kimg_per_tick = 4
+    return desc
 
-    # Discriminator augmentation.
-    aug = aug or 'ada'
-    if aug != 'ada':
-        desc += f'-{aug}'
-    if aug == 'ada':
+def _batch_options(args, opts):
+    """D's minibatch-std groups must divide the samples of one forward pass."""
+    epilogue = args.D_kwargs.setdefault('epilogue_kwargs', dnnlib.EasyDict())
+    group = epilogue.get('mbstd_group_size', 4)
+    if opts.batch_gpu is not None:
+        group = min(group, opts.batch_gpu)
+    epilogue.mbstd_group_size = group if args.batch_gpu % min(group, args.batch_gpu) == 0 else 1
+
+def _augmentation_options(args, opts):
+    """ADA, a fixed p or none; returns the run description's part."""
+    desc = f'-{opts.aug}' if opts.aug != 'ada' else ''
+    if opts.aug == 'ada':
         args.ada_target = 0.6
-    elif aug == 'fixed' and p is None:
+    elif opts.aug == 'fixed' and opts.p is None:
         raise UserError('--aug=fixed needs --p')
-    for option, value, needed_aug, field in [('--p', p, 'fixed', 'augment_p'), ('--target', target, 'ada', 'ada_target')]:
-        if value is None:
-            continue
-        if aug != needed_aug:
-            raise UserError(f'{option} can only be given with --aug={needed_aug}')
-        if not 0 <= value <= 1:
-            raise UserError(f'{option} must be between 0 and 1')
-        desc += f'-{option[2:]}{value:g}'
-        args[field] = value
-    if augpipe is None:
-        augpipe = 'bgc'
-    else:
-        if aug == 'noaug':
+    for option, value, needed_aug, field in [('--p', opts.p, 'fixed', 'augment_p'), ('--target', opts.target, 'ada', 'ada_target')]:
+        if value is not None:
+            if opts.aug != needed_aug:
+                raise UserError(f'{option} can only be given with --aug={needed_aug}')
+            desc += f'-{option[2:]}{value:g}'
+            args[field] = value
+    if opts.augpipe is not None:
+        if opts.aug == 'noaug':
             raise UserError('--augpipe cannot be given with --aug=noaug')
-        desc += f'-{augpipe}'
-    if aug != 'noaug':
+        desc += f'-{opts.augpipe}'
+    if opts.aug != 'noaug':
         from training.augment import augpipe_specs
-        args.augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **augpipe_specs[augpipe])
+        args.augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **augpipe_specs[opts.augpipe or 'bgc'])
+    return desc
 
-    # Transfer learning / resume.
-    if resume is not None and resume != 'noresume':
-        if not re.match(r'^[a-z]+://', resume) and not os.path.isfile(resume) and resume not in model_zoo.load_models():
-            raise UserError(f'--resume: no such file {resume!r}')
+def _resume_options(args, opts):
+    """Resume / transfer learning and Freeze-D; returns the run description's part."""
+    desc = ''
+    if opts.resume is not None:
+        _check_resume_path(opts.resume)
         desc += '-resumecustom'
-        args.resume_pkl = resume
-        if not _has_training_state(resume): # Transfer learning (published): ADA reacts faster,
-            args.ada_kimg = 100             # and the loaded G_ema keeps its half-life.
+        args.resume_pkl = opts.resume
+        args.resume_partial = opts.resume_partial
+        if not _has_training_state(opts.resume): # Transfer learning (published): ADA reacts faster,
+            args.ada_kimg = 100                  # and the loaded G_ema keeps its half-life.
             args.ema_rampup = None
-    if keep is not None:
-        args.keep_snapshots = keep  # Pruned by training/run_dirs.py after each snapshot.
-    if freezed is not None:
-        if not freezed >= 0:
-            raise UserError('--freezed must be non-negative')
-        desc += f'-freezed{freezed:d}'
-        args.D_kwargs.block_kwargs.freeze_layers = freezed
+    elif opts.resume_partial:
+        raise UserError('--resume-partial needs --resume')
+    if opts.keep is not None:
+        args.keep_snapshots = opts.keep  # Pruned by training/run_dirs.py after each snapshot.
+    if opts.freezed:
+        desc += f'-freezed{opts.freezed:d}'
+        args.D_kwargs.setdefault('block_kwargs', dnnlib.EasyDict()).freeze_layers = opts.freezed
+    return desc
 
-    # Performance.
-    if fp32:
-        synthesis.num_fp16_res = args.D_kwargs.num_fp16_res = 0
-        synthesis.conv_clamp = args.D_kwargs.conv_clamp = None
-    if nhwc:
-        args.D_kwargs.block_kwargs.fp16_channels_last = True # The generator has no convolutions.
-    if nobench:
+def _performance_options(args, opts):
+    if opts.fp32:
+        for kwargs in [args.G_kwargs.setdefault('synthesis_kwargs', dnnlib.EasyDict()), args.D_kwargs]:
+            kwargs.num_fp16_res, kwargs.conv_clamp = 0, None
+    if opts.nhwc:
+        args.D_kwargs.setdefault('block_kwargs', dnnlib.EasyDict()).fp16_channels_last = True # The generator has no convolutions.
+    if opts.nobench:
         args.cudnn_benchmark = False
-    if allow_tf32:
+    if opts.allow_tf32:
         args.allow_tf32 = True
-    if workers is not None:
-        if not workers >= 0:
-            raise UserError('--workers must be at least 0')
-        args.data_loader_kwargs.num_workers = workers
 
-    # Recorded as published (the generator reads them from G_kwargs).
-    args.num_layers = shape.num_layers
-    args.G_dict = shape.g_dict
-    args.depth = shape.depth
-    args.minimum_head = shape.minimum_head
-    args.linformer = shape.linformer
-    return desc, args
+#----------------------------------------------------------------------------
+# Resuming.
+
+SHAPE_OPTIONS = ['g_dict', 'num_layers', 'depth', 'minimum_head', 'linformer']
+
+def _shape_given(opts):
+    return any(opts[name] is not None for name in SHAPE_OPTIONS)
+
+def _has_training_state(pkl):
+    from training import snapshot
+    state = snapshot.training_state_path_for(pkl) if os.path.isfile(pkl) else None
+    return state is not None and os.path.isfile(state)
+
+def _check_resume_path(resume):
+    if not re.match(r'^[a-z]+://', resume) and not os.path.isfile(resume) and resume not in model_zoo.load_models():
+        raise UserError(f'--resume: no such file {resume!r} (nor a model name of docs/models.md)')
+
+def _load_resume_networks(resume):
+    """G and D of the snapshot to resume (their architecture is trained on)."""
+    _check_resume_path(resume)
+    from training import safe_load
+    try:
+        with model_zoo.open_network(resume) as f:
+            data = safe_load.load_network_pkl(f)
+    except (safe_load.LoadError, OSError) as err:
+        raise UserError(f'--resume: {err}') from None
+    if data.get('G') is None or data.get('D') is None:
+        raise UserError(f'--resume: {resume!r} holds no G and D to train on; give the generator shape options to train new networks from it')
+    return data
+
+def _networks_from_snapshot(args, data):
+    """G_kwargs and D_kwargs as the snapshot's networks were built (the dataset still sets
+    the resolution, channels and labels)."""
+    for key, name in [('G_kwargs', 'G'), ('D_kwargs', 'D')]:
+        module = data[name]
+        kwargs = dnnlib.EasyDict(copy.deepcopy(dict(module.init_kwargs)))
+        for dataset_given in ['c_dim', 'img_resolution', 'img_channels']:
+            kwargs.pop(dataset_given, None)
+        args[key] = dnnlib.EasyDict(class_name=f'{type(module).__module__}.{type(module).__name__}', **_easydicts(kwargs))
+
+def _easydicts(value):
+    if isinstance(value, dict):
+        return dnnlib.EasyDict({k: _easydicts(v) for k, v in value.items()})
+    return value
 
 #----------------------------------------------------------------------------
 # Processes.
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('localhost', 0))
-        return s.getsockname()[1]
-
-def run_training(rank, args, env):
-    """Entry point of one rank (spawned, torchrun, or the only process)."""
-    os.environ.update(env)
-    if rank is not None:
-        os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank))
-    from torch_utils import distributed
-    from training import training_loop
-    distributed.init()
+def run_training(args):
+    """The work of one rank, inside its process group (see distributed.launch)."""
+    from training import snapshot, training_loop
     rank = distributed.get_rank()
     logger = dnnlib.util.Logger(file_name=os.path.join(args.run_dir, 'log.txt') if rank == 0 else None, file_mode='a', should_flush=True)
     if rank != 0:
@@ -324,36 +346,11 @@ def run_training(rank, args, env):
     except training_loop.TrainingDivergedError as err:
         print(f'Error: training diverged: {err}', file=sys.stderr)
         sys.exit(1)
-    finally:
-        distributed.shutdown()
-        logger.close()
-
-def launch(args, num_procs):
-    """Run the ranks: in this process, or spawned (one per GPU/CPU share)."""
-    if 'WORLD_SIZE' in os.environ or num_procs == 1:
-        run_training(None, args, {})
-        return
-    env = dict(WORLD_SIZE=str(num_procs), MASTER_ADDR='localhost', MASTER_PORT=str(_free_port()))
-    torch.set_num_threads(max(torch.get_num_threads() // num_procs, 1))
-    context = torch.multiprocessing.start_processes(run_training, args=(args, env), nprocs=num_procs, join=False, start_method='spawn')
-    # Ctrl-C reaches the children from the terminal; SIGTERM is passed on. Each child writes
-    # a final snapshot and exits on its own.
-    def forward(signum, _frame):
-        for process in context.processes:
-            if process.is_alive():
-                os.kill(process.pid, signum)
-    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN), signal.SIGTERM: signal.signal(signal.SIGTERM, forward)}
-    try:
-        while not context.join():
-            pass
-    except torch.multiprocessing.ProcessRaisedException as err:
-        print(f'A training process failed:\n{err}', file=sys.stderr)
+    except snapshot.ResumeError as err:
+        print(f'Error: --resume: {err}', file=sys.stderr)
         sys.exit(1)
-    except torch.multiprocessing.ProcessExitedException as err:
-        sys.exit(err.exit_code if err.exit_code and err.exit_code > 0 else 1)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        logger.close()
 
 def next_run_dir(outdir, desc):
     prev_ids = [int(m.group()) for m in (re.match(r'^\d+', x) for x in (os.listdir(outdir) if os.path.isdir(outdir) else [])) if m]
@@ -364,43 +361,44 @@ def next_run_dir(outdir, desc):
 @click.command(context_settings=dict(max_content_width=120))
 # General options.
 @click.option('--outdir', help='Where to save the results', required=True, metavar='DIR')
-@click.option('--gpus', help='Number of GPUs (processes) to use [default: 1]', type=int, metavar='INT')
-@click.option('--snap', help='Snapshot interval [default: 50 ticks]', type=int, metavar='INT')
-@click.option('--metrics', help='Comma-separated list or "none" [default: fid50k_full; none with --cfg=tiny]', type=CommaSeparatedList())
-@click.option('--seed', help='Random seed [default: 0]', type=int, metavar='INT')
+@click.option('--gpus', help='Number of GPUs (processes) to use', type=click.IntRange(min=1), default=1, show_default=True, metavar='INT')
+@click.option('--snap', help='Snapshot interval in ticks', type=click.IntRange(min=1), default=50, show_default=True, metavar='INT')
+@click.option('--metrics', help='Comma-separated list or "none"  [default: fid50k_full; none with --cfg=tiny]', type=CommaSeparatedList())
+@click.option('--seed', help='Random seed', type=int, default=0, show_default=True, metavar='INT')
 @click.option('-n', '--dry-run', '--dry_run', 'dry_run', help='Print training options and exit', is_flag=True)
 # Dataset.
 @click.option('--data', help='Training data (directory or zip)', metavar='PATH', required=True)
-@click.option('--cond', help='Train conditional model based on dataset labels [default: false]', type=bool, metavar='BOOL')
-@click.option('--subset', help='Train with only N images [default: all]', type=int, metavar='INT')
-@click.option('--mirror', help='Enable dataset x-flips [default: false]', type=bool, metavar='BOOL')
+@click.option('--cond', help='Train conditional model based on dataset labels', type=bool, default=False, show_default=True, metavar='BOOL')
+@click.option('--subset', help='Train with only N images  [default: all]', type=click.IntRange(min=1), metavar='INT')
+@click.option('--mirror', help='Enable dataset x-flips', type=bool, default=False, show_default=True, metavar='BOOL')
 # Base config.
-@click.option('--cfg', help='Base config or preset [default: auto]', type=click.Choice(presets.CFG_CHOICES))
-@click.option('--gamma', help='Override R1 gamma', type=float)
-@click.option('--kimg', help='Override training duration (may be fractional)', type=float, metavar='KIMG')
-@click.option('--batch', help='Override batch size', type=int, metavar='INT')
-@click.option('--batch-gpu', '--batch_gpu', 'batch_gpu', help='Samples per forward pass per GPU (gradient accumulation) [default: batch/gpus]', type=int, metavar='INT')
-@click.option('--tick', help='Progress interval in kimg [default: 4]', type=float, metavar='KIMG')
+@click.option('--cfg', help='Base config or preset', type=click.Choice(presets.CFG_CHOICES), default='auto', show_default=True)
+@click.option('--gamma', help='Override R1 gamma', type=click.FloatRange(min=0), metavar='FLOAT')
+@click.option('--kimg', help='Override training duration (may be fractional)', type=click.FloatRange(min=0, min_open=True), metavar='KIMG')
+@click.option('--batch', help='Override batch size', type=click.IntRange(min=1), metavar='INT')
+@click.option('--batch-gpu', '--batch_gpu', 'batch_gpu', help='Samples per forward pass per GPU (gradient accumulation)  [default: batch/gpus]', type=click.IntRange(min=1), metavar='INT')
+@click.option('--tick', help='Progress interval in kimg', type=click.FloatRange(min=0, min_open=True), default=4, show_default=True, metavar='KIMG')
 # Discriminator augmentation.
-@click.option('--aug', help='Augmentation mode [default: ada]', type=click.Choice(['noaug', 'ada', 'fixed']))
-@click.option('--p', help='Augmentation probability for --aug=fixed', type=float)
-@click.option('--target', help='ADA target value for --aug=ada', type=float)
-@click.option('--augpipe', help='Augmentation pipeline [default: bgc]', type=click.Choice(['blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bg', 'bgc', 'bgcf', 'bgcfn', 'bgcfnc']))
+@click.option('--aug', help='Augmentation mode', type=click.Choice(['noaug', 'ada', 'fixed']), default='ada', show_default=True)
+@click.option('--p', help='Augmentation probability for --aug=fixed', type=click.FloatRange(0, 1), metavar='FLOAT')
+@click.option('--target', help='ADA target value for --aug=ada  [default: 0.6]', type=click.FloatRange(0, 1), metavar='FLOAT')
+@click.option('--augpipe', help='Augmentation pipeline  [default: bgc]', type=click.Choice(['blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bg', 'bgc', 'bgcf', 'bgcfn', 'bgcfnc']))
 # Transfer learning.
-@click.option('--resume', help='Resume from a network pickle (exact when its training-state file is beside it); latest: the newest in --outdir', metavar='PKL')
+@click.option('--resume', help='Resume from a network pickle, path, URL or model name (exact when its training-state file is beside it; its architecture unless shape options are given); latest: the newest in --outdir', metavar='PKL')
+@click.option('--resume-partial', '--resume_partial', 'resume_partial', help='With --resume: load only the tensors that fit (fine-tuning another shape)', is_flag=True)
 @click.option('--keep', help='Keep only the newest N network snapshots of the run (and those marked with a .pkl.keep file)', type=click.IntRange(min=1), metavar='N')
-@click.option('--freezed', help='Freeze-D [default: 0 layers]', type=int, metavar='INT')
+@click.option('--freezed', help='Freeze-D: number of frozen layers', type=click.IntRange(min=0), default=0, show_default=True, metavar='INT')
 # Performance.
-@click.option('--fp32', help='Disable mixed-precision training', type=bool, metavar='BOOL')
-@click.option('--nhwc', help='Use NHWC memory format with FP16', type=bool, metavar='BOOL')
-@click.option('--nobench', help='Disable cuDNN benchmarking', type=bool, metavar='BOOL')
-@click.option('--allow-tf32', '--allow_tf32', 'allow_tf32', help='Allow PyTorch to use TF32 internally', type=bool, metavar='BOOL')
-@click.option('--workers', help='Override number of DataLoader workers', type=int, metavar='INT')
-# Styleformer.
+@click.option('--fp32', help='Disable mixed-precision training', type=bool, default=False, show_default=True, metavar='BOOL')
+@click.option('--nhwc', help='Use NHWC memory format with FP16', type=bool, default=False, show_default=True, metavar='BOOL')
+@click.option('--nobench', help='Disable cuDNN benchmarking', type=bool, default=False, show_default=True, metavar='BOOL')
+@click.option('--allow-tf32', '--allow_tf32', 'allow_tf32', help='Allow PyTorch to use TF32 internally', type=bool, default=False, show_default=True, metavar='BOOL')
+@click.option('--workers', help='Number of DataLoader workers  [default: 3 with CUDA, else 1]', type=click.IntRange(min=0), metavar='INT')
+# Styleformer generator shape (default: --cfg's, or the --resume snapshot's).
 @click.option('--g_dict', '--g-dict', 'g_dict', help='Hidden size of the transformer per resolution', type=CommaSeparatedList())
 @click.option('--num_layers', '--num-layers', 'num_layers', help='Number of transformer encoder blocks per resolution', type=CommaSeparatedList())
-@click.option('--depth', help='Target width per attention head (heads = hidden // depth)', type=int, metavar='INT')
-@click.option('--minimum_head', '--minimum-head', 'minimum_head', help='Minimum number of attention heads', type=int, metavar='INT')
+@click.option('--depth', help='Target width per attention head (heads = hidden // depth)', type=click.IntRange(min=1), metavar='INT')
+@click.option('--minimum_head', '--minimum-head', 'minimum_head', help='Minimum number of attention heads', type=click.IntRange(min=1), metavar='INT')
 @click.option('--linformer', help='Use Linformer at 32x32 and above', type=bool, metavar='BOOL')
 def main(outdir, dry_run, **config_kwargs):
     """Train a Styleformer GAN with StyleGAN2-ADA's training setup.
@@ -459,7 +457,11 @@ def main(outdir, dry_run, **config_kwargs):
         with open(os.path.join(args.run_dir, 'training_options.json'), 'wt') as f:
             json.dump(args, f, indent=2)
     print('Launching processes...')
-    launch(args, args.num_gpus)
+    try:
+        distributed.launch(run_training, (args,), args.num_gpus)
+    except distributed.LaunchError as err:
+        print(err, file=sys.stderr)
+        sys.exit(err.exit_code)
 
 #----------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import urllib.request
 import uuid
 
 import requests
+import urllib3
 
 #----------------------------------------------------------------------------
 # Attribute dictionary.
@@ -397,10 +398,16 @@ def _progress_bar(url, total, verbose):
         desc=f'Downloading {os.path.basename(urllib.parse.urlparse(url).path) or url}', file=sys.stderr)
 
 
+def _is_name_resolution_error(err):
+    # requests wraps it: ConnectionError(MaxRetryError(reason=NameResolutionError)).
+    reason = getattr(err.args[0], 'reason', None) if isinstance(err, requests.ConnectionError) and err.args else None
+    return isinstance(reason, urllib3.exceptions.NameResolutionError)
+
+
 def _is_retryable(err):
     """Connection problems, timeouts, broken transfers and server-side (5xx, 429) errors may
-    go away; a 404 or a wrong checksum will not."""
-    if isinstance(err, (ChecksumError, UnexpectedHtmlError)):
+    go away; a 404, a wrong checksum or a host name that does not resolve (offline) will not."""
+    if isinstance(err, (ChecksumError, UnexpectedHtmlError)) or _is_name_resolution_error(err):
         return False
     if isinstance(err, requests.HTTPError) and err.response is not None:
         status = err.response.status_code
@@ -415,7 +422,9 @@ def _download_to_cache(url, cache_path, num_attempts, expected_sha256, verbose, 
     if verbose:
         print(f'Downloading {url} ...', file=sys.stderr, flush=True)
     last_err = None
+    attempts_made = 0
     for attempt in range(num_attempts):
+        attempts_made = attempt + 1
         if attempt > 0:
             time.sleep(min(RETRY_BACKOFF_BASE * 2 ** (attempt - 1), RETRY_BACKOFF_MAX))
         try:
@@ -436,9 +445,9 @@ def _download_to_cache(url, cache_path, num_attempts, expected_sha256, verbose, 
     if isinstance(last_err, requests.HTTPError):
         raise DownloadError(f'Cannot download {url}: {last_err}. Check the URL.') from last_err
     if not cached:
-        raise DownloadError(f'Cannot download {url} after {num_attempts} attempt(s): {last_err}') from last_err
+        raise DownloadError(f'Cannot download {url} after {attempts_made} attempt(s): {last_err}') from last_err
     raise DownloadError(
-        f'Cannot download {url} after {num_attempts} attempt(s): {last_err}\n'
+        f'Cannot download {url} after {attempts_made} attempt(s): {last_err}\n'
         f'Nothing is cached for it in the cache directory {cache_dir}.\n'
         f'If this machine is offline, fetch the file elsewhere and either copy it to\n'
         f'  {cache_path}\n'

@@ -156,14 +156,6 @@ def _dataset_fingerprint(dataset_kwargs):
     return (st.st_size, int(st.st_mtime))
 
 
-def _rank_agrees(flag, opts):
-    """Rank 0's boolean, on every rank."""
-    if opts.num_gpus == 1:
-        return flag
-    value = torch.tensor([float(flag) if opts.rank == 0 else 0.0], device=opts.device)
-    return float(distributed.all_reduce_mean(value).item()) > 0
-
-
 def stats_cache_path(dataset_name, detector, args):
     key = hashlib.md5(repr(sorted(args.items())).encode('utf-8')).hexdigest()
     return dnnlib.make_cache_dir_path('gan-metrics', f'{dataset_name}-{detector.name}-{key}.npz')
@@ -182,7 +174,7 @@ def compute_feature_stats_for_dataset(opts, detector_kind, mode='features', data
         args = dict(dataset_kwargs=sorted(dataset_kwargs.items()), fingerprint=_dataset_fingerprint(dataset_kwargs),
             detector=detector.name, mode=mode, max_items=max_items, stats_kwargs=sorted(stats_kwargs.items()))
         cache_file = stats_cache_path(dataset.name, detector, args)
-        if _rank_agrees(os.path.isfile(cache_file), opts):
+        if distributed.any_rank(opts.rank == 0 and os.path.isfile(cache_file)):
             if opts.verbose:
                 print(f'Reusing cached dataset statistics {cache_file}')
             return FeatureStats.load(cache_file)

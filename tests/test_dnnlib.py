@@ -290,3 +290,11 @@ def test_offline_error_names_url_and_cache(tmp_path):
         assert f.read() == b'manual copy'
 
 #----------------------------------------------------------------------------
+
+
+def test_host_that_does_not_resolve_is_not_retried(tmp_path):
+    # '.invalid' never resolves (RFC 2606): the offline case, which retries cannot mend.
+    url = 'http://styleformer-test.invalid/net.pkl'
+    with pytest.raises(util.DownloadError, match=r'after 1 attempt\(s\)') as err:
+        dnnlib.open_url(url, cache_dir=str(tmp_path), num_attempts=10, verbose=False)
+    assert util.cache_file_path(url, str(tmp_path)) in str(err.value)

@@ -3,7 +3,6 @@
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -60,11 +59,27 @@ def test_infinite_sampler_with_dataloader():
     assert values.tolist() == [idx * 10 for idx in expected]
 
 
+@pytest.mark.parametrize('start', [0, 3, 8, 21, 50, 63])
+def test_infinite_sampler_start_continues_the_stream(start):
+    """A sampler started at global position `start` yields what the full stream holds there:
+    position p (p >= start) on rank p % num_replicas, in order (resume mid-stream)."""
+    dataset_size, num_replicas = 10, 3
+    whole = [list(itertools.islice(misc.InfiniteSampler(range(dataset_size), rank=r, num_replicas=num_replicas, seed=4), 40))
+        for r in range(num_replicas)]
+    stream = [whole[p % num_replicas][p // num_replicas] for p in range(100)]
+    for rank in range(num_replicas):
+        resumed = misc.InfiniteSampler(range(dataset_size), rank=rank, num_replicas=num_replicas, seed=4, start=start)
+        expected = [stream[p] for p in range(start, 100) if p % num_replicas == rank][:10]
+        assert list(itertools.islice(resumed, 10)) == expected
+
+
 def test_infinite_sampler_rejects_bad_arguments():
     with pytest.raises(ValueError, match='empty'):
         misc.InfiniteSampler([])
     with pytest.raises(ValueError, match='rank'):
         misc.InfiniteSampler(range(4), rank=2, num_replicas=2)
+    with pytest.raises(ValueError, match='start'):
+        misc.InfiniteSampler(range(4), start=-1)
 
 #----------------------------------------------------------------------------
 # Shapes, constants, parameters.
@@ -92,24 +107,13 @@ def test_constant_cache():
     assert d is not misc.constant([9.0, 8.0])  # Inference tensors are not cached.
 
 
-def test_copy_params_and_buffers():
-    torch.manual_seed(0)
-    src = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
-    dst = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
-    src[1].running_mean.normal_()
-    dst[0].weight.requires_grad_(False)
-    misc.copy_params_and_buffers(src, dst, require_all=True)
-    for (name, s), (_, d) in zip(misc.named_params_and_buffers(src), misc.named_params_and_buffers(dst)):
-        assert torch.equal(s, d), name
-    assert not dst[0].weight.requires_grad and dst[0].bias.requires_grad
-    assert len(misc.params_and_buffers(dst)) == 2 + 2 + 3
-
-    bigger = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
-    misc.copy_params_and_buffers(src, bigger)  # Extra tensors in dst are fine by default...
-    with pytest.raises(KeyError, match='2.weight'):
-        misc.copy_params_and_buffers(src, bigger, require_all=True)  # ...but not with require_all.
-    with pytest.raises(ValueError, match='shape'):
-        misc.copy_params_and_buffers(src, torch.nn.Sequential(torch.nn.Linear(3, 5)))
+def test_params_and_buffers():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    names = [name for name, _ in misc.named_params_and_buffers(net)]
+    assert names == ['0.weight', '0.bias', '1.weight', '1.bias', '1.running_mean', '1.running_var', '1.num_batches_tracked']
+    assert all(a is b for a, (_, b) in zip(misc.params_and_buffers(net), misc.named_params_and_buffers(net)))
+    with pytest.raises(TypeError, match='Expected a torch.nn.Module'):
+        misc.params_and_buffers(torch.zeros(1))
 
 
 def test_print_module_summary_and_helpers(capsys):
@@ -129,9 +133,6 @@ def test_print_module_summary_and_helpers(capsys):
     def add_one(t):
         return t + 1
     assert add_one.__name__ == 'add_one' and add_one(torch.ones(1)).item() == 2
-    with misc.ddp_sync(net, sync=False):  # Not DDP: a plain block.
-        pass
-    misc.check_ddp_consistency(net)  # Single process: nothing to compare.
     with misc.suppress_tracer_warnings():
         pass
 
@@ -191,7 +192,7 @@ def test_cuda_paths():
 #----------------------------------------------------------------------------
 # distributed in one process, then two processes over gloo.
 
-def test_distributed_single_process_defaults(monkeypatch, capsys):
+def test_distributed_single_process_defaults(monkeypatch):
     for name in ['RANK', 'LOCAL_RANK', 'WORLD_SIZE']:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv('MASTER_ADDR', 'localhost')  # Restored afterwards; init() only fills in defaults.
@@ -203,9 +204,15 @@ def test_distributed_single_process_defaults(monkeypatch, capsys):
     x = torch.arange(6.0).reshape(3, 2)
     assert torch.equal(distributed.all_reduce_mean(x), x)
     assert torch.equal(distributed.all_gather_cat(x), x)
-    distributed.barrier()
-    distributed.print0('hello from rank 0')
-    assert 'hello from rank 0' in capsys.readouterr().out
+    assert torch.equal(distributed.all_reduce_sum(x), x)
+    assert distributed.any_rank(True) is True and distributed.any_rank(0) is False
+    net = torch.nn.Linear(2, 1)
+    distributed.check_consistency(net)  # Single process: nothing to compare.
+    distributed.broadcast_module(net)
+    net(x).sum().backward()
+    expected = net.weight.grad / 3
+    distributed.average_gradients(net.parameters(), num_rounds=3)  # Three rounds of one batch: the mean.
+    assert torch.allclose(net.weight.grad, expected)
     distributed.shutdown()
 
     monkeypatch.setenv('WORLD_SIZE', '2')
@@ -230,27 +237,30 @@ WORKER = textwrap.dedent('''
     gathered = distributed.all_gather_cat(torch.full([rank + 1, 2], float(rank)))
     torch.manual_seed(0)
     net = torch.nn.Linear(3, 2)
-    misc.check_ddp_consistency(net)
+    distributed.check_consistency(net)
     with torch.no_grad():
         net.bias[0] += rank
     try:
-        misc.check_ddp_consistency(net)
+        distributed.check_consistency(net)
         mismatch = None
     except AssertionError as err:
         mismatch = str(err)
-    misc.check_ddp_consistency(net, ignore_regex=r'Linear\\.bias')
-    distributed.barrier()
+    distributed.check_consistency(net, ignore_regex=r'Linear\\.bias')
+    distributed.broadcast_module(net)
+    net.weight.grad = torch.full_like(net.weight, float(rank + 1))
+    distributed.average_gradients([net.weight, net.bias], num_rounds=2)
     print(json.dumps(dict(rank=rank, world_size=distributed.get_world_size(), stats=collector.as_dict(),
-        mean=mean.tolist(), gathered=gathered.tolist(), mismatch=mismatch)))
+        mean=mean.tolist(), gathered=gathered.tolist(), mismatch=mismatch, bias=net.bias.tolist(),
+        grad=net.weight.grad.flatten().tolist(), bias_grad=net.bias.grad is None,
+        any1=distributed.any_rank(rank == 1), any_none=distributed.any_rank(False),
+        summed=distributed.all_reduce_sum(torch.tensor([rank + 1.0])).tolist())))
     distributed.shutdown()
 ''')
 
 
 @pytest.mark.slow  # Two fresh processes that import torch and form a process group.
 def test_two_process_gloo_reduction():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
+    port = distributed.free_port()
     procs = []
     for rank in range(2):
         env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
@@ -275,5 +285,11 @@ def test_two_process_gloo_reduction():
         assert res['gathered'] == [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
     assert results[0]['mismatch'] is None  # Rank 0 is the reference.
     assert 'Linear.bias' in results[1]['mismatch']
+    assert results[0]['bias'] == results[1]['bias']  # broadcast_module: rank 0's copy everywhere.
+    for res in results:
+        assert res['grad'] == [0.75] * 6  # (1 + 2) / (2 ranks * 2 rounds).
+        assert res['bias_grad']  # No gradient stays none.
+        assert res['any1'] is True and res['any_none'] is False
+        assert res['summed'] == [3.0]
 
 #----------------------------------------------------------------------------

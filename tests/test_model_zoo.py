@@ -231,14 +231,19 @@ def test_tools_take_model_names(zoo, g_small, tmp_path):
     assert result.exception is None or isinstance(result.exception, SystemExit)  # A message, not a traceback.
 
 
-def test_train_resume_takes_model_names(tmp_path, tmp_path_factory):
-    """train.py --resume accepts a listed name (training_loop.py opens it with model_zoo.open_network)."""
+def test_train_resume_takes_model_names(zoo, tmp_path, tmp_path_factory):
+    """train.py --resume accepts a listed name and opens it with model_zoo.open_network."""
     data = make_fashion_zip(tmp_path_factory, 16)
     args = [f'--outdir={tmp_path}/runs', f'--data={data}', '--metrics=none', '--dry-run']
-    result = CliRunner().invoke(train.main, args + ['--resume=styleformer-cifar10'])
+    result = CliRunner().invoke(train.main, args + ['--resume=tiny-verified', '--depth=32'])  # A shape option: not opened.
     assert result.exit_code == 0, result.output
-    assert '"resume_pkl": "styleformer-cifar10"' in result.output
+    assert '"resume_pkl": "tiny-verified"' in result.output
+    # Without shape options the architecture is read from the download (this one holds no D).
+    result = CliRunner().invoke(train.main, args + ['--resume=tiny-verified'])
+    assert result.exit_code == 2 and 'holds no G and D' in result.output, result.output
+    assert zoo[0].request_counts
     result = CliRunner().invoke(train.main, args + ['--resume=styleformer-imagenet'])
     assert result.exit_code == 2 and "--resume: no such file 'styleformer-imagenet'" in result.output
+
 
 #----------------------------------------------------------------------------

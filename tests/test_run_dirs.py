@@ -90,7 +90,8 @@ def test_resume_latest_and_keep_options(fashion_zip, tmp_path):
     outdir = tmp_path / 'runs'
     newest = make_snapshot(outdir / '00000-fashion32-tiny', 8)
     make_snapshot(outdir / '00000-fashion32-tiny', 4)
-    result, options = dry_run(f'--outdir={outdir}', f'--data={fashion_zip}', '--resume=latest', '--keep=3')
+    # A shape option: the networks are not read from the (stand-in) snapshot.
+    result, options = dry_run(f'--outdir={outdir}', f'--data={fashion_zip}', '--resume=latest', '--keep=3', '--depth=32')
     assert result.exit_code == 0, result.output
     assert options['resume_pkl'] == newest and options['keep_snapshots'] == 3
     assert options['ema_rampup'] is not None  # Its training state is beside it: an exact resume.

@@ -36,6 +36,12 @@ def invoke(args):
     (['--p=0.3'], '--p can only be given with --aug=fixed'),
     (['--metrics=fid51x'], "--metrics: unknown metric 'fid51x'"),
     (['--resume=/no/such/snapshot.pkl'], "--resume: no such file '/no/such/snapshot.pkl'"),
+    (['--resume-partial'], '--resume-partial needs --resume'),
+    # Ranges are checked by the options themselves.
+    (['--gpus=0'], "Invalid value for '--gpus': 0 is not in the range x>=1"),
+    (['--aug=fixed', '--p=1.5'], "Invalid value for '--p'"),
+    (['--kimg=0'], "Invalid value for '--kimg'"),
+    (['--freezed=-1'], "Invalid value for '--freezed'"),
 ])
 def test_invalid_options_fail_cleanly(fashion_zip, tmp_path, args, message):
     outdir = tmp_path / 'runs'
@@ -101,6 +107,41 @@ def test_presets_set_the_paper_shapes(fashion_zip):
     # Explicit options win over the preset.
     _desc, options = dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=[], g_dict=['32', '32', '16'], batch=8))
     assert options.G_kwargs.synthesis_kwargs.G_dict == [32, 32, 16] and options.batch_gpu == 8
+
+def _write_snapshot(fashion_zip, run_dir, **shape):
+    """A snapshot of fresh tiny networks built with `shape` options (as train.py would build them)."""
+    import dnnlib
+    from training import snapshot
+    _desc, options = dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=[], **shape))
+    common = dict(c_dim=0, img_resolution=32, img_channels=1)
+    G = dnnlib.util.construct_class_by_name(**options.G_kwargs, **common)
+    D = dnnlib.util.construct_class_by_name(**options.D_kwargs, **common)
+    data = snapshot.network_snapshot_data(dict(G=G, D=D, G_ema=G, augment_pipe=None), options.training_set_kwargs, options)
+    return snapshot.save_snapshot(str(run_dir), 0, data, dict())
+
+def test_resume_takes_the_snapshots_architecture(fashion_zip, tmp_path):
+    pkl = _write_snapshot(fashion_zip, tmp_path, g_dict=['32', '16', '8'], depth=8)
+    _desc, options = dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=[], resume=pkl))
+    synthesis = options.G_kwargs.synthesis_kwargs
+    assert options.G_kwargs.class_name == 'training.networks_Generator.Generator'
+    assert synthesis.G_dict == [32, 16, 8] and synthesis.depth == 8  # The snapshot's, not the preset's 64,32,16 and 16.
+    assert 'img_resolution' not in options.G_kwargs and 'c_dim' not in options.D_kwargs  # The dataset sets these.
+    assert options.D_kwargs.channel_max == 64 and options.resume_partial is False
+    # A shape option means new networks of that shape (then the resume is checked, or partial).
+    _desc, options = dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=[], resume=pkl, depth=4, resume_partial=True))
+    assert options.G_kwargs.synthesis_kwargs.G_dict == [64, 32, 16] and options.G_kwargs.synthesis_kwargs.depth == 4
+    assert options.resume_partial is True
+
+def test_misspelt_option_is_an_error(fashion_zip):
+    with pytest.raises(TypeError, match='unknown option.s. gamam; valid: allow_tf32, aug'):
+        dry_run_options(dict(data=fashion_zip, gamam=1))
+
+def test_generator_gets_no_options_it_ignores(fashion_zip):
+    _desc, options = dry_run_options(dict(data=fashion_zip, cfg='cifar', metrics=[]))
+    assert 'channel_base' not in options.G_kwargs.synthesis_kwargs and 'channel_max' not in options.G_kwargs.synthesis_kwargs
+    assert options.D_kwargs.channel_base == 32768
+    for recorded_once in ['G_dict', 'num_layers', 'depth', 'minimum_head', 'linformer']:
+        assert recorded_once not in options  # Only in G_kwargs.synthesis_kwargs.
 
 def test_start_resolution_and_stage_count():
     from training import presets

@@ -1,6 +1,7 @@
 """Training loop, loss and snapshots: crash-safe writes, path-length regularisation, learning
 on real Fashion-MNIST, multi-process equivalence and exact resume after SIGKILL."""
 
+import copy
 import os
 import pickle
 import signal
@@ -241,6 +242,95 @@ def test_resume_after_sigkill_continues_exactly(fashion_zip, tmp_path):
     for name in ['G', 'D', 'G_ema']:
         assert max_param_diff(snap_a[name], snap_b2[name]) < 1e-5, name
     assert float(snap_a['augment_pipe'].p) == float(snap_b2['augment_pipe'].p)
+
+#----------------------------------------------------------------------------
+# Training state and checked resume.
+
+class _PlMean:
+    """Stands in for the loss: one tensor of state."""
+    def __init__(self, value=0.0):
+        self.pl_mean = torch.tensor(value)
+
+    def state_dict(self):
+        return dict(pl_mean=self.pl_mean.clone())
+
+    def load_state_dict(self, state):
+        self.pl_mean = state['pl_mean'].clone()
+
+def _checkpoint(run_dir, num_layers, seed):
+    torch.manual_seed(seed)
+    nets = {name: torch.nn.Sequential(*[torch.nn.Linear(3, 3) for _ in range(num_layers)]) for name in ['G', 'D', 'G_ema']}
+    optimizers = {name: torch.optim.Adam(nets[name].parameters(), lr=0.1) for name in ['G', 'D']}
+    state = snapshot.TrainingState(optimizers=optimizers, loss=_PlMean(seed))
+    return snapshot.Checkpoint(str(run_dir), state, dict(nets, augment_pipe=None), dict(path='data.zip'), dict(total_kimg=1))
+
+def test_checkpoint_saves_and_restores_the_whole_state(tmp_path):
+    saved = _checkpoint(tmp_path, num_layers=2, seed=1)
+    saved.modules['G'](torch.ones(1, 3)).sum().backward()
+    saved.state.optimizers['G'].step()  # Adam now has moments to save.
+    saved.state.cur_nimg, saved.state.cur_tick, saved.state.tick_start_nimg, saved.state.batch_idx = 4000, 3, 3000, 250
+    pkl = saved.save()
+    assert pkl == saved.path() == str(tmp_path / 'network-snapshot-000004.pkl')
+
+    restored = _checkpoint(tmp_path, num_layers=2, seed=2)
+    with open(pkl, 'rb') as f:
+        exact, skipped = restored.restore(pickle.load(f), pkl)
+    assert exact and skipped == []
+    assert (restored.state.cur_nimg, restored.state.cur_tick, restored.state.tick_start_nimg, restored.state.batch_idx) == (4000, 3, 3000, 250)
+    assert float(restored.state.loss.pl_mean) == 1.0
+    moments = lambda ckpt: [s['exp_avg'] for s in ckpt.state.optimizers['G'].state_dict()['state'].values()]
+    assert all(torch.equal(a, b) for a, b in zip(moments(saved), moments(restored))) and len(moments(restored)) == 4
+    for name in ['G', 'D', 'G_ema']:
+        assert max_param_diff(saved.modules[name], restored.modules[name]) == 0
+    # The file keeps its published layout: plain keys, readable with weights_only.
+    assert set(snapshot.load_training_state(pkl)) == {'optimizers', 'loss', 'ada', 'cur_nimg', 'cur_tick', 'tick_start_nimg', 'batch_idx'}
+
+def test_resume_refuses_a_snapshot_that_does_not_fit(tmp_path):
+    """Two layers into three: nothing is loaded silently; a partial load copies what fits and says what did not."""
+    small = _checkpoint(tmp_path, num_layers=2, seed=1)
+    pkl = small.save()
+    with open(pkl, 'rb') as f:
+        data = pickle.load(f)
+    big = _checkpoint(tmp_path, num_layers=3, seed=2)
+    before = copy.deepcopy(big.modules['G'])
+    with pytest.raises(snapshot.ResumeError, match=r'6 tensors differ, e\.g\. G: 2\.weight is not in the snapshot.*--resume-partial'):
+        big.restore(data, pkl)
+    assert max_param_diff(big.modules['G'], before) == 0  # Nothing was half-loaded.
+
+    exact, skipped = big.restore(data, pkl, partial=True)
+    assert not exact  # Optimizer states of other networks do not fit: fresh ones.
+    assert skipped == [f'{name}: 2.{p} is not in the snapshot' for name in ['G', 'D', 'G_ema'] for p in ['weight', 'bias']]
+    assert torch.equal(big.modules['G'][1].weight, small.modules['G'][1].weight)
+    assert torch.equal(big.modules['G'][2].weight, before[2].weight)
+
+    wide = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 3))
+    problems = snapshot.load_matching_tensors(small.modules['G'], wide)
+    assert problems == ['0.weight has shape [3, 3] in the snapshot but [4, 3] here', '0.bias has shape [3] in the snapshot but [4] here',
+        '1.weight has shape [3, 3] in the snapshot but [3, 4] here']
+    assert torch.equal(wide[1].bias, small.modules['G'][1].bias)
+
+def test_misspelt_training_option_is_an_error(fashion_zip, tmp_path):
+    from training.training_loop import training_loop
+    args = tiny_options(fashion_zip)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'totl_kimg'"):
+        training_loop(run_dir=str(tmp_path), totl_kimg=1, **args)
+    assert os.listdir(tmp_path) == []  # Nothing started, nothing recorded.
+
+@pytest.mark.slow
+def test_resume_with_other_shape_stops_unless_partial(fashion_zip, tmp_path, capsys):
+    from training.training_loop import training_loop
+    args = tiny_options(fashion_zip, batch=4, aug='noaug')
+    args.total_kimg, args.kimg_per_tick = 0.004, 1
+    args.image_snapshot_ticks, args.network_snapshot_ticks = None, 1
+    pkl = training_loop(run_dir=str(tmp_path), **args)['snapshot_pkl']
+    args.G_kwargs.mapping_kwargs.num_layers = 4  # The tiny preset has 2.
+    resumed_dir = tmp_path / 'resumed'
+    resumed_dir.mkdir()
+    with pytest.raises(snapshot.ResumeError, match='G: mapping.fc2.weight is not in the snapshot'):
+        training_loop(run_dir=str(resumed_dir), resume_pkl=pkl, **args)
+    training_loop(run_dir=str(resumed_dir), resume_pkl=pkl, resume_partial=True, **args)
+    out = capsys.readouterr().out
+    assert 'Not loaded: G_ema: mapping.fc3.bias is not in the snapshot' in out and 'Partial load: 8 tensors not loaded' in out
 
 #----------------------------------------------------------------------------
 

@@ -1,14 +1,19 @@
-"""Process-group setup from torchrun's environment variables, with single-process defaults.
+"""Everything that spans processes: launching ranks, the process group and the collectives.
 
 `torchrun --nproc_per_node=N train.py ...` sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR
 and MASTER_PORT; a plain `python train.py ...` sets none of them and runs as the only
-process without any process group. The backend is nccl when CUDA is available, else gloo,
-so the same code runs on a laptop CPU and on a GPU node."""
+process without any process group, or `launch()` spawns the ranks on this machine. The
+backend is nccl when CUDA is available, else gloo, so the same code runs on a laptop CPU and
+on a GPU node. Every collective here is a no-op (or the identity) in a single process."""
 
 import os
+import re
+import signal
+import socket
 
 import torch
 
+from . import misc
 from . import training_stats
 
 #----------------------------------------------------------------------------
@@ -76,12 +81,6 @@ def print0(*args, **kwargs):
         print(*args, **kwargs)
 
 
-def barrier():
-    """Wait until every rank gets here (no-op for a single process)."""
-    if get_world_size() > 1:
-        torch.distributed.barrier()
-
-
 def shutdown():
     """Leave the process group, if any (call at the end of a multi-process run)."""
     if is_initialized():
@@ -97,16 +96,24 @@ def _comm_tensor(tensor):
     return tensor
 
 
+def all_reduce_sum(tensor):
+    """The element-wise sum of `tensor` over all ranks, as a new tensor on tensor's device
+    (the tensor itself for a single process)."""
+    if get_world_size() == 1:
+        return tensor
+    reduced = _comm_tensor(tensor.detach().clone())
+    torch.distributed.all_reduce(reduced, op=torch.distributed.ReduceOp.SUM)
+    return reduced.to(tensor.device)
+
+
 def all_reduce_mean(tensor):
     """The element-wise mean of `tensor` over all ranks, as a new tensor on tensor's device
     (the tensor itself for a single process)."""
     if get_world_size() == 1:
         return tensor
-    reduced = _comm_tensor(tensor.detach().clone())
-    if not reduced.is_floating_point():
-        reduced = reduced.to(torch.float64)  # Integer means would be truncated.
-    torch.distributed.all_reduce(reduced, op=torch.distributed.ReduceOp.SUM)
-    return (reduced / get_world_size()).to(tensor.device)
+    if not tensor.is_floating_point():
+        tensor = tensor.to(torch.float64)  # Integer means would be truncated.
+    return all_reduce_sum(tensor) / get_world_size()
 
 
 def all_gather_cat(tensor):
@@ -126,5 +133,120 @@ def all_gather_cat(tensor):
     gathered = [torch.empty_like(padded) for _ in range(world_size)]
     torch.distributed.all_gather(gathered, padded)
     return torch.cat([g[:n] for g, n in zip(gathered, all_sizes)]).to(tensor.device)
+
+
+def any_rank(flag):
+    """True on every rank when `flag` is true on any. For rank 0's flag on every rank, pass
+    `flag and get_rank() == 0`."""
+    if get_world_size() == 1:
+        return bool(flag)
+    value = torch.tensor(float(bool(flag)), device=device())
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
+
+#----------------------------------------------------------------------------
+# Keeping the networks of all ranks identical.
+
+def broadcast_module(module):
+    """Make every rank hold rank 0's parameters and buffers."""
+    if module is None or get_world_size() == 1:
+        return
+    for tensor in misc.params_and_buffers(module):
+        torch.distributed.broadcast(tensor.data, src=0)
+
+
+def average_gradients(params, num_rounds):
+    """Sum gradients over ranks and divide by the number of rounds of the global batch, so
+    that the update equals that of one process running the whole batch. Parameters without a
+    gradient keep none (the optimizer then leaves them alone, as with a single process);
+    which ones have one is the same on every rank."""
+    params = [p for p in params if p.grad is not None]
+    if not params:
+        return
+    flat = torch.cat([p.grad.flatten() for p in params])
+    if get_world_size() > 1:
+        torch.distributed.all_reduce(flat)
+    flat /= num_rounds * get_world_size()
+    for p, g in zip(params, flat.split([p.numel() for p in params])):
+        p.grad = g.view_as(p)
+
+
+def check_consistency(module, ignore_regex=None):
+    """Raise AssertionError unless every parameter and buffer equals rank 0's copy. Tensors
+    whose name ('<ClassName>.<param name>') fully matches `ignore_regex` are skipped."""
+    if get_world_size() == 1:
+        return
+    for name, tensor in misc.named_params_and_buffers(module):
+        full_name = type(module).__name__ + '.' + name
+        if ignore_regex is not None and re.fullmatch(ignore_regex, full_name):
+            continue
+        tensor = tensor.detach()
+        if tensor.is_floating_point():
+            tensor = torch.nan_to_num(tensor)  # NaN != NaN would report a false mismatch.
+        other = tensor.clone()
+        torch.distributed.broadcast(tensor=other, src=0)
+        if not torch.equal(tensor, other):
+            raise AssertionError(f'{full_name} differs between rank {get_rank()} and rank 0')
+
+#----------------------------------------------------------------------------
+# Launching the ranks of one machine.
+
+class LaunchError(RuntimeError):
+    """A spawned rank failed; `exit_code` is what the launching process should exit with."""
+    def __init__(self, message, exit_code=1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def free_port():
+    """A TCP port that is free on this machine now (for MASTER_PORT)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('localhost', 0))
+        return s.getsockname()[1]
+
+
+def launch(fn, args, num_procs):
+    """Run `fn(*args)` on every rank, each inside its process group.
+
+    Under torchrun (WORLD_SIZE set) or with one process, this process is the rank. Otherwise
+    `num_procs` ranks are spawned on this machine and this process waits for them. Ctrl-C
+    reaches the ranks from the terminal and SIGTERM is passed on to them, so that each can
+    finish cleanly (e.g. write a final snapshot); a failed rank raises LaunchError."""
+    if 'WORLD_SIZE' in os.environ or num_procs == 1:
+        _run_rank(fn, args)
+        return
+    env = dict(WORLD_SIZE=str(num_procs), MASTER_ADDR='localhost', MASTER_PORT=str(free_port()))
+    threads = max(torch.get_num_threads() // num_procs, 1)
+    context = torch.multiprocessing.start_processes(_spawned_rank, args=(fn, args, env, threads), nprocs=num_procs,
+        join=False, start_method='spawn')
+    def forward(signum, _frame):
+        for process in context.processes:
+            if process.is_alive():
+                os.kill(process.pid, signum)
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN), signal.SIGTERM: signal.signal(signal.SIGTERM, forward)}
+    try:
+        while not context.join():
+            pass
+    except torch.multiprocessing.ProcessRaisedException as err:
+        raise LaunchError(f'A process failed:\n{err}') from None
+    except torch.multiprocessing.ProcessExitedException as err:
+        raise LaunchError(f'A process exited with code {err.exit_code}', err.exit_code if err.exit_code and err.exit_code > 0 else 1) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _spawned_rank(rank, fn, args, env, threads):
+    os.environ.update(env, RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.set_num_threads(threads)  # The ranks share this machine's cores.
+    _run_rank(fn, args)
+
+
+def _run_rank(fn, args):
+    init()
+    try:
+        fn(*args)
+    finally:
+        shutdown()
 
 #----------------------------------------------------------------------------

@@ -1,10 +1,9 @@
 """Small PyTorch helpers used by the networks and the training loop: cached constants,
-shape checks, an infinite rank-aware sampler, parameter copying, DDP helpers and a
-module summary table."""
+shape checks, an infinite rank-aware sampler, parameter listing and a module
+summary table."""
 
 import contextlib
 import functools
-import re
 import warnings
 
 import numpy as np
@@ -90,15 +89,20 @@ class InfiniteSampler(torch.utils.data.Sampler):
     previous order: each position swaps with a random earlier position at most
     `window_size * len(dataset)` places back. window_size >= 1 gives an independent uniform
     permutation per pass; small values keep passes similar; a window below 2 items keeps the
-    first order forever."""
+    first order forever.
 
-    def __init__(self, dataset, rank=0, num_replicas=1, shuffle=True, seed=0, window_size=0.5):
+    `start` skips the first `start` positions of the global stream (e.g. the images already
+    trained on when resuming): whole passes are only reshuffled, not walked item by item."""
+
+    def __init__(self, dataset, rank=0, num_replicas=1, shuffle=True, seed=0, window_size=0.5, start=0):
         if len(dataset) < 1:
             raise ValueError('InfiniteSampler: the dataset is empty')
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ValueError(f'InfiniteSampler: need 0 <= rank < num_replicas, got rank={rank}, num_replicas={num_replicas}')
         if window_size < 0:
             raise ValueError(f'InfiniteSampler: window_size must be >= 0, got {window_size}')
+        if start < 0:
+            raise ValueError(f'InfiniteSampler: start must be >= 0, got {start}')
         super().__init__()  # Since torch 2.x, Sampler.__init__ takes no dataset.
         self.dataset_size = len(dataset)
         self.rank = rank
@@ -106,6 +110,7 @@ class InfiniteSampler(torch.utils.data.Sampler):
         self.shuffle = shuffle
         self.seed = seed
         self.window_size = window_size
+        self.start = start
 
     def _passes(self):
         """Yield the order of each pass over the dataset (numpy int64 arrays)."""
@@ -129,12 +134,13 @@ class InfiniteSampler(torch.utils.data.Sampler):
                 order = np.array(swapped)
 
     def __iter__(self):
-        global_pos = 0
+        global_pos = 0  # Global stream position of the pass's first item.
         for order in self._passes():
-            # Positions of this pass that belong to this rank.
-            first = (self.rank - global_pos) % self.num_replicas
-            for idx in order[first::self.num_replicas].tolist():
-                yield idx
+            if global_pos + self.dataset_size > self.start:
+                # This rank's positions of the pass, from `start` on.
+                first = max(self.start - global_pos, 0)
+                first += (self.rank - global_pos - first) % self.num_replicas
+                yield from order[first::self.num_replicas].tolist()
             global_pos += self.dataset_size
 
 #----------------------------------------------------------------------------
@@ -152,58 +158,6 @@ def named_params_and_buffers(module):
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f'Expected a torch.nn.Module, got {type(module).__name__}')
     return list(module.named_parameters()) + list(module.named_buffers())
-
-
-@torch.no_grad()
-def copy_params_and_buffers(src_module, dst_module, require_all=False):
-    """Copy every parameter and buffer of `dst_module` that has a namesake in `src_module`
-    (e.g. G -> G_ema, or a resumed snapshot into a new network). With require_all, a tensor
-    of dst_module missing from src_module is an error."""
-    src_tensors = dict(named_params_and_buffers(src_module))
-    for name, tensor in named_params_and_buffers(dst_module):
-        if name not in src_tensors:
-            if require_all:
-                raise KeyError(f'copy_params_and_buffers: "{name}" of {type(dst_module).__name__} is missing '
-                    f'from the source {type(src_module).__name__}')
-            continue
-        src = src_tensors[name]
-        if src.shape != tensor.shape:
-            raise ValueError(f'copy_params_and_buffers: "{name}" has shape {list(src.shape)} in the source '
-                f'but {list(tensor.shape)} in the destination; the networks were built with different options')
-        tensor.copy_(src.detach())
-
-#----------------------------------------------------------------------------
-# DistributedDataParallel helpers.
-
-@contextlib.contextmanager
-def ddp_sync(module, sync):
-    """Inside the block, DDP gradient synchronisation happens only when `sync` is true (skip
-    it for all but the last of several accumulated backward passes)."""
-    if isinstance(module, torch.nn.parallel.DistributedDataParallel) and not sync:
-        with module.no_sync():
-            yield
-    else:
-        yield
-
-
-def check_ddp_consistency(module, ignore_regex=None):
-    """Assert that every parameter and buffer equals rank 0's copy. Tensors whose name
-    ('<ClassName>.<param name>') fully matches `ignore_regex` are skipped. No-op in a single process."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return
-    if torch.distributed.get_world_size() == 1:
-        return
-    for name, tensor in named_params_and_buffers(module):
-        full_name = type(module).__name__ + '.' + name
-        if ignore_regex is not None and re.fullmatch(ignore_regex, full_name):
-            continue
-        tensor = tensor.detach()
-        if tensor.is_floating_point():
-            tensor = torch.nan_to_num(tensor)  # NaN != NaN would report a false mismatch.
-        other = tensor.clone()
-        torch.distributed.broadcast(tensor=other, src=0)
-        if not torch.equal(tensor, other):
-            raise AssertionError(f'{full_name} differs between rank {torch.distributed.get_rank()} and rank 0')
 
 #----------------------------------------------------------------------------
 # Module summary.

@@ -16,6 +16,7 @@ Images are NCHW in about [-1, 1] with 1 (grayscale) or 3 (RGB) channels, any siz
 import numpy as np
 import torch
 
+from torch_utils import distributed
 from torch_utils import misc
 from torch_utils import persistence
 from torch_utils.ops import conv2d_gradfix
@@ -461,9 +462,7 @@ class AdaController:
         if self._steps % self.interval != 0:
             return False
         tally = self._tally if self._tally is not None else torch.zeros([2], dtype=torch.float64, device=self.augment_pipe.p.device)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            tally = tally.clone()
-            torch.distributed.all_reduce(tally)
+        tally = distributed.all_reduce_sum(tally)
         self._tally = None
         sign_sum, count = tally.tolist()
         if count == 0:

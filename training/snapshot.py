@@ -10,6 +10,9 @@ A snapshot is two files named by the kimg counter:
 Both are written atomically: into a temporary file in the same directory, flushed and
 fsynced, then renamed over the target, so a crash never leaves a partial file under the
 final name. The state file is written first: a .pkl on disk implies its state is there too.
+
+`TrainingState` is the progress of a run (counters, optimizers, loss, ADA controller) and
+`Checkpoint` saves it with the networks and restores both on `--resume`.
 """
 
 import copy
@@ -20,6 +23,7 @@ import pickle
 import torch
 
 from dnnlib.util import atomic_write
+from torch_utils import misc
 
 #----------------------------------------------------------------------------
 
@@ -58,5 +62,104 @@ def load_training_state(pkl_path):
     if state_path is None or not os.path.isfile(state_path):
         return None
     return torch.load(state_path, map_location="cpu", weights_only=True)
+
+#----------------------------------------------------------------------------
+
+class ResumeError(ValueError):
+    """A snapshot does not fit the networks being trained; the message says what differs."""
+
+
+class TrainingState:
+    """The progress of a run beyond the network weights. Its state_dict() is the format of the
+    training-state files: {optimizers: {G, D}, loss, ada, cur_nimg, cur_tick, tick_start_nimg,
+    batch_idx}."""
+    COUNTERS = ('cur_nimg', 'cur_tick', 'tick_start_nimg', 'batch_idx')
+
+    def __init__(self, optimizers, loss, ada=None):
+        self.cur_nimg = 0           # Images shown to D so far (the position in the data stream).
+        self.cur_tick = 0           # Progress ticks completed.
+        self.tick_start_nimg = 0    # cur_nimg when the current tick began.
+        self.batch_idx = 0          # Iterations so far (lazy regularisation, per-round seeds).
+        self.optimizers = optimizers
+        self.loss = loss
+        self.ada = ada
+
+    def state_dict(self):
+        return dict(
+            optimizers={name: opt.state_dict() for name, opt in self.optimizers.items()},
+            loss=self.loss.state_dict(),
+            ada=self.ada.state_dict() if self.ada is not None else None,
+            **{name: getattr(self, name) for name in self.COUNTERS})
+
+    def load_state_dict(self, state):
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state['optimizers'][name])
+        self.loss.load_state_dict(state['loss'])
+        if self.ada is not None and state.get('ada') is not None:
+            self.ada.load_state_dict(state['ada'])
+        for name in self.COUNTERS:
+            setattr(self, name, int(state[name]))
+
+
+class Checkpoint:
+    """Writes the snapshot files of a run (the networks with their options, then the training
+    state beside them) and restores a run from such files."""
+
+    def __init__(self, run_dir, state, modules, training_set_kwargs, training_options):
+        self.run_dir = run_dir
+        self.state = state
+        self.modules = modules  # {G, D, G_ema, augment_pipe}; augment_pipe may be None.
+        self.training_set_kwargs = training_set_kwargs
+        self.training_options = training_options
+
+    def save(self):
+        """Write the snapshot of the current state; returns the .pkl path."""
+        data = network_snapshot_data(self.modules, self.training_set_kwargs, self.training_options)
+        return save_snapshot(self.run_dir, self.state.cur_nimg // 1000, data, self.state.state_dict())
+
+    def path(self):
+        """Where save() writes the network pickle (the same on every rank)."""
+        return network_snapshot_path(self.run_dir, self.state.cur_nimg // 1000)
+
+    def restore(self, resume_data, pkl_path, partial=False):
+        """Load the networks of `resume_data` (a loaded snapshot) and, when found beside
+        `pkl_path`, the training state. Every tensor must match unless `partial`; then only the
+        matching ones are copied (and the training state is not used). Returns (exact resume?,
+        descriptions of what was not loaded)."""
+        skipped = []
+        for name in ['G', 'D', 'G_ema']:
+            if resume_data.get(name) is not None:
+                skipped += [f'{name}: {problem}' for problem in load_matching_tensors(resume_data[name], self.modules[name], dry_run=True)]
+        if skipped and not partial:
+            raise ResumeError(f'the snapshot does not fit the networks being trained ({len(skipped)} tensors differ, e.g. {skipped[0]}); '
+                'leave out the generator/discriminator options to train the snapshot\'s own architecture, or give --resume-partial '
+                'to load only the matching tensors (fine-tuning)')
+        for name in ['G', 'D', 'G_ema']:
+            if resume_data.get(name) is not None:
+                load_matching_tensors(resume_data[name], self.modules[name])
+        # After a partial load the saved optimizer states belong to other networks: start afresh.
+        state = load_training_state(pkl_path) if not skipped and os.path.isfile(pkl_path) else None
+        if state is not None:
+            self.state.load_state_dict(state)
+        return state is not None, skipped
+
+#----------------------------------------------------------------------------
+
+@torch.no_grad()
+def load_matching_tensors(src, dst, dry_run=False):
+    """Copy the parameters and buffers of `dst` that `src` holds under the same name and shape.
+    Returns what did not match: tensors of dst missing from src or shaped differently, and
+    tensors of src that dst lacks."""
+    src_tensors = dict(misc.named_params_and_buffers(src))
+    dst_tensors = dict(misc.named_params_and_buffers(dst))
+    problems = [f'{name} is not in the snapshot' for name in dst_tensors if name not in src_tensors]
+    problems += [f'{name} is only in the snapshot' for name in src_tensors if name not in dst_tensors]
+    for name, tensor in dst_tensors.items():
+        if name in src_tensors:
+            if src_tensors[name].shape != tensor.shape:
+                problems.append(f'{name} has shape {list(src_tensors[name].shape)} in the snapshot but {list(tensor.shape)} here')
+            elif not dry_run:
+                tensor.copy_(src_tensors[name].detach())
+    return problems
 
 #----------------------------------------------------------------------------

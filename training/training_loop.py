@@ -16,7 +16,6 @@ import signal
 import time
 
 import numpy as np
-import PIL.Image
 import psutil
 import torch
 
@@ -26,6 +25,7 @@ from torch_utils import misc
 from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
 from training import run_dirs, snapshot
+from training.tools import save_image_grid
 from training.augment import AdaController
 
 #----------------------------------------------------------------------------
@@ -58,14 +58,21 @@ def setup_snapshot_image_grid(training_set, random_seed=0):
     images, labels = zip(*[training_set[i] for i in indices])
     return (gw, gh), np.stack(images), np.stack(labels)
 
-def save_image_grid(img, path, drange, grid_size):
-    lo, hi = drange
-    img = (np.asarray(img, dtype=np.float32) - lo) * (255 / (hi - lo))
-    img = np.rint(img).clip(0, 255).astype(np.uint8)
-    gw, gh = grid_size
-    _n, channels, height, width = img.shape
-    img = img.reshape(gh, gw, channels, height, width).transpose(0, 3, 1, 4, 2).reshape(gh * height, gw * width, channels)
-    PIL.Image.fromarray(img[:, :, 0] if channels == 1 else img, 'L' if channels == 1 else 'RGB').save(path)
+class _ImageGrid:
+    """reals.png once, then fakes*.png of G_ema for fixed latents and labels (rank 0 only)."""
+    def __init__(self, training_set, G_ema, batch_gpu, random_seed, run_dir):
+        print('Exporting sample images...')
+        self.grid_size, images, labels = setup_snapshot_image_grid(training_set=training_set, random_seed=random_seed)
+        save_image_grid(images, os.path.join(run_dir, 'reals.png'), drange=[0, 255], grid_size=self.grid_size)
+        device = next(G_ema.parameters()).device
+        self.z = torch.randn([labels.shape[0], G_ema.z_dim], generator=torch.Generator().manual_seed(random_seed)).to(device).split(batch_gpu)
+        self.c = torch.from_numpy(labels).to(device).split(batch_gpu)
+        self.save(G_ema, os.path.join(run_dir, 'fakes_init.png'))
+
+    @torch.no_grad()
+    def save(self, G_ema, path):
+        images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(self.z, self.c)]).numpy()
+        save_image_grid(images, path, drange=[-1, 1], grid_size=self.grid_size)
 
 #----------------------------------------------------------------------------
 # Helpers.
@@ -73,19 +80,6 @@ def save_image_grid(img, path, drange, grid_size):
 def round_seed(random_seed, batch_idx, phase_idx, global_round):
     """Seed of one round; independent of the process layout."""
     return int(np.random.SeedSequence([random_seed, batch_idx, phase_idx, global_round]).generate_state(1)[0])
-
-class SkippingSampler(torch.utils.data.Sampler):
-    """Yields the indices of `sampler` after the first `skip` ones (resume mid-stream)."""
-    def __init__(self, sampler, skip):
-        super().__init__()
-        self.sampler = sampler
-        self.skip = skip
-
-    def __iter__(self):
-        it = iter(self.sampler)
-        for _ in range(self.skip):
-            next(it)
-        yield from it
 
 class StopRequest:
     """SIGINT/SIGTERM ask for a final snapshot and a clean exit; a second signal exits now."""
@@ -117,37 +111,6 @@ def _leave_stop_signals_to_main(_worker_id):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
-def _any_rank(flag, device):
-    """True on all ranks when `flag` is true on any."""
-    if distributed.get_world_size() == 1:
-        return bool(flag)
-    t = torch.tensor(float(flag), device=device)
-    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-    return bool(t.item())
-
-def _broadcast_module(module):
-    """Make every rank hold rank 0's parameters and buffers."""
-    if module is None or distributed.get_world_size() == 1:
-        return
-    for tensor in misc.params_and_buffers(module):
-        torch.distributed.broadcast(tensor.data, src=0)
-
-def _average_gradients(params, num_rounds):
-    """Sum gradients over ranks and divide by the number of rounds of the global batch.
-    Parameters without a gradient keep none (the optimizer then leaves them alone, as with
-    a single process); which ones have one is the same on every rank."""
-    params = [p for p in params if p.grad is not None]
-    if not params:
-        return
-    flat = torch.cat([p.grad.flatten() for p in params])
-    if distributed.get_world_size() > 1:
-        torch.distributed.all_reduce(flat)
-    flat /= num_rounds * distributed.get_world_size()
-    for p, g in zip(params, flat.split([p.numel() for p in params])):
-        p.grad = g.view_as(p)
-
-def _all_finite(modules):
-    return all(torch.isfinite(t).all() for m in modules if m is not None for t in m.parameters())
 
 #----------------------------------------------------------------------------
 
@@ -180,201 +143,66 @@ def training_loop(
     network_snapshot_ticks  = 50,       # Ticks between network snapshots; None = never.
     resume_pkl              = None,     # Network pickle to start from (exact resume when its state file is beside it).
     keep_snapshots          = None,     # Keep only the newest N network snapshots (and marked ones); None = all.
+    resume_partial          = False,    # Load only the tensors of resume_pkl that fit (fine-tuning); else all must.
     cudnn_benchmark         = True,     # torch.backends.cudnn.benchmark.
     allow_tf32              = False,    # TF32 matmul/convolutions on Ampere+.
     abort_fn                = None,     # Called once per tick; True stops training (same on all ranks).
     progress_fn             = None,     # Called with (cur_kimg, total_kimg) once per tick.
-    **_ignored,                         # Launcher-level options recorded in training_options.json.
 ):
     # Recorded in snapshots as `training_options` (the callbacks are not options).
-    training_options = {k: v for k, v in locals().items() if k not in ('abort_fn', 'progress_fn', '_ignored')}
-    training_options.update(_ignored)
-    start_time = time.time()
-    rank = distributed.get_rank()
-    world = distributed.get_world_size()
-    device = distributed.device()
-    if num_gpus is not None and num_gpus != world:
-        raise ValueError(f'training options say {num_gpus} processes, but {world} are running')
-    assert batch_size % (batch_gpu * world) == 0, 'batch_size must be a multiple of batch_gpu * world size'
-    num_rounds = batch_size // (batch_gpu * world)
-    if device.type == 'cuda':
-        torch.backends.cudnn.benchmark = cudnn_benchmark
-        torch.backends.cuda.matmul.allow_tf32 = allow_tf32
-        torch.backends.cudnn.allow_tf32 = allow_tf32
-    conv2d_gradfix.enabled = True       # Faster; supports R1's double backward.
+    training_options = {k: v for k, v in locals().items() if k not in ('abort_fn', 'progress_fn')}
+    timer = _TickTimer()
+    rank, world, device = distributed.get_rank(), distributed.get_world_size(), distributed.device()
+    num_rounds = _rounds_per_iteration(num_gpus, batch_size, batch_gpu)
+    _set_backends(device, cudnn_benchmark, allow_tf32)
 
-    # Resume state, read first: it decides where the data stream starts.
-    resume_data = resume_state = None
-    if resume_pkl is not None:
-        from training import model_zoo, safe_load # The one reader of .pkl files (no code from the file runs).
-        if rank == 0:
-            print(f'Resuming from "{resume_pkl}"')
-        with model_zoo.open_network(resume_pkl) as f:
-            resume_data = safe_load.load_network_pkl(f)
-        if os.path.isfile(resume_pkl):
-            resume_state = snapshot.load_training_state(resume_pkl)
-        if rank == 0:
-            print('Exact resume: training state found beside the snapshot.' if resume_state is not None
-                else 'No training state beside the snapshot: fresh optimizers, counters from zero.')
-    cur_nimg = resume_state['cur_nimg'] if resume_state else 0
-
-    # Training data, sharded over ranks.
-    if rank == 0:
-        print('Loading training set...')
-    training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
-    sampler = misc.InfiniteSampler(dataset=training_set, rank=rank, num_replicas=world, seed=random_seed)
-    if cur_nimg > 0:
-        sampler = SkippingSampler(sampler, skip=cur_nimg // world)
-    loader_kwargs = dict(data_loader_kwargs)
-    loader_kwargs['pin_memory'] = loader_kwargs.get('pin_memory', False) and device.type == 'cuda'
-    if loader_kwargs.get('num_workers', 0) == 0:
-        loader_kwargs.pop('prefetch_factor', None)
-    else:
-        loader_kwargs['worker_init_fn'] = _leave_stop_signals_to_main
-    training_set_iterator = iter(torch.utils.data.DataLoader(dataset=training_set, sampler=sampler, batch_size=batch_size // world, **loader_kwargs))
-    if rank == 0:
-        print()
-        print('Num images: ', len(training_set))
-        print('Image shape:', training_set.image_shape)
-        print('Label shape:', training_set.label_shape)
-        print()
-
-    # Networks: identical initialisation on every rank (same seed), then rank 0's copy wins.
-    if rank == 0:
-        print('Constructing networks...')
-    torch.manual_seed(random_seed)
-    common_kwargs = dict(c_dim=training_set.label_dim, img_resolution=training_set.resolution, img_channels=training_set.num_channels)
-    G = dnnlib.util.construct_class_by_name(**G_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
-    D = dnnlib.util.construct_class_by_name(**D_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
-    G_ema = copy.deepcopy(G).eval()
-    if resume_data is not None:
-        for name, module in [('G', G), ('D', D), ('G_ema', G_ema)]:
-            if resume_data.get(name) is not None:
-                misc.copy_params_and_buffers(resume_data[name], module, require_all=False)
-    if rank == 0:
-        z = torch.zeros([batch_gpu, G.z_dim], device=device)
-        c = torch.zeros([batch_gpu, G.c_dim], device=device)
-        img = misc.print_module_summary(G, [z, c])
-        misc.print_module_summary(D, [img, c])
-
-    # Augmentation.
-    augment_pipe = ada = None
-    if augment_kwargs is not None and (augment_p > 0 or ada_target is not None):
-        if rank == 0:
-            print('Setting up augmentation...')
-        augment_pipe = dnnlib.util.construct_class_by_name(**augment_kwargs).train().requires_grad_(False).to(device)
-        augment_pipe.p.copy_(torch.as_tensor(augment_p))
-        ada = AdaController(augment_pipe, batch_size=batch_size, target=ada_target, interval=ada_interval, ada_kimg=ada_kimg)
-        if resume_state is not None and resume_state.get('ada') is not None:
-            ada.load_state_dict(resume_state['ada'])
-
-    for module in [G, D, G_ema, augment_pipe]:
-        _broadcast_module(module)
-
-    # Loss and phases. Lazy regularisation: the optimizer steps interval+1 times per interval,
-    # so its learning rate and betas are rescaled by c = interval / (interval + 1).
-    if rank == 0:
-        print('Setting up training phases...')
+    resume_data = _load_snapshot(resume_pkl) if resume_pkl is not None else None
+    training_set = _open_training_set(training_set_kwargs)
+    G, D, G_ema = _construct_networks(training_set, G_kwargs, D_kwargs, random_seed, device)
+    augment_pipe, ada = _setup_augmentation(augment_kwargs, augment_p, ada_target, ada_interval, ada_kimg, batch_size, device)
+    distributed.print0('Setting up training phases...')
     loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe, **loss_kwargs)
-    phases = []
-    for name, module, opt_kwargs, reg_interval in [('G', G, G_opt_kwargs, G_reg_interval), ('D', D, D_opt_kwargs, D_reg_interval)]:
-        if reg_interval is None:
-            opt = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
-            phases += [dnnlib.EasyDict(name=name + 'both', module=module, opt=opt, interval=1)]
-        else:
-            mb_ratio = reg_interval / (reg_interval + 1)
-            opt_kwargs = dnnlib.EasyDict(opt_kwargs)
-            opt_kwargs.lr = opt_kwargs.lr * mb_ratio
-            opt_kwargs.betas = [beta ** mb_ratio for beta in opt_kwargs.betas]
-            opt = dnnlib.util.construct_class_by_name(module.parameters(), **opt_kwargs)
-            phases += [dnnlib.EasyDict(name=name + 'main', module=module, opt=opt, interval=1)]
-            phases += [dnnlib.EasyDict(name=name + 'reg', module=module, opt=opt, interval=reg_interval)]
-    optimizers = {'G': phases[0].opt, 'D': phases[-1].opt}
-
-    # Counters (exact continuation when the state file was found).
-    cur_tick = 0
-    tick_start_nimg = cur_nimg
-    batch_idx = 0
-    if resume_state is not None:
-        for name, opt in optimizers.items():
-            opt.load_state_dict(resume_state['optimizers'][name])
-        loss.load_state_dict(resume_state['loss'])
-        cur_tick = resume_state['cur_tick']
-        tick_start_nimg = resume_state['tick_start_nimg']
-        batch_idx = resume_state['batch_idx']
-
-    # Image grids.
-    grid_size = grid_z = grid_c = None
-    if rank == 0 and image_snapshot_ticks is not None:
-        print('Exporting sample images...')
-        grid_size, images, labels = setup_snapshot_image_grid(training_set=training_set, random_seed=random_seed)
-        save_image_grid(images, os.path.join(run_dir, 'reals.png'), drange=[0, 255], grid_size=grid_size)
-        grid_z = torch.randn([labels.shape[0], G.z_dim], generator=torch.Generator().manual_seed(random_seed)).to(device).split(batch_gpu)
-        grid_c = torch.from_numpy(labels).to(device).split(batch_gpu)
-        save_image_grid(_grid_images(G_ema, grid_z, grid_c), os.path.join(run_dir, 'fakes_init.png'), drange=[-1, 1], grid_size=grid_size)
-
-    # Logs.
-    stats_collector = training_stats.Collector(regex='.*')
-    stats_metrics = dict()
-    stats_jsonl = stats_tfevents = None
+    phases, optimizers = _setup_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval)
+    state = snapshot.TrainingState(optimizers=optimizers, loss=loss, ada=ada)
+    checkpoint = snapshot.Checkpoint(run_dir, state, dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe), training_set_kwargs, training_options)
+    if resume_data is not None:
+        _restore(checkpoint, resume_data, resume_pkl, resume_partial)
+    for module in [G, D, G_ema, augment_pipe]:
+        distributed.broadcast_module(module)
     if rank == 0:
-        stats_jsonl = open(os.path.join(run_dir, 'stats.jsonl'), 'at')
-        try:
-            import torch.utils.tensorboard as tensorboard
-            stats_tfevents = tensorboard.SummaryWriter(run_dir)
-        except ImportError as err:
-            print('Skipping TensorBoard events:', err)
+        _print_summaries(G, D, batch_gpu, device)
 
-    if rank == 0:
-        print(f'Training for {total_kimg} kimg...')
-        print()
+    data = _data_iterator(training_set, data_loader_kwargs, batch_size // world, random_seed, start=state.cur_nimg)
+    grid = _ImageGrid(training_set, G_ema, batch_gpu, random_seed, run_dir) if rank == 0 and image_snapshot_ticks is not None else None
+    stats = _StatsLog(run_dir if rank == 0 else None, timer.start_time)
+    distributed.print0(f'Training for {total_kimg} kimg...\n')
     stop = StopRequest()
     stop.install()
-    tick_start_time = time.time()
-    maintenance_time = tick_start_time - start_time
     last_snapshot_pkl = resume_pkl
     if progress_fn is not None:
-        progress_fn(cur_nimg // 1000, total_kimg)
+        progress_fn(state.cur_nimg // 1000, total_kimg)
     try:
         while True:
-            # Reals for this iteration (shared by all phases, as published).
-            with torch.autograd.profiler.record_function('data_fetch'):
-                phase_real_img, phase_real_c = next(training_set_iterator)
-                # Round k takes rows k, k+R, ...: global round (rank + world * k) then holds the
-                # same positions of the global batch whatever the process layout.
-                phase_real_img = (phase_real_img.to(device).to(torch.float32) / 127.5 - 1)
-                phase_real_img = [phase_real_img[k::num_rounds] for k in range(num_rounds)]
-                phase_real_c = [phase_real_c.to(device)[k::num_rounds] for k in range(num_rounds)]
-
+            # One iteration: every due phase over all rounds of the global batch, then the EMA.
+            reals = _split_into_rounds(*next(data), num_rounds, device)
             for phase_idx, phase in enumerate(phases):
-                if batch_idx % phase.interval != 0:
+                if state.batch_idx % phase.interval != 0:
                     continue
                 phase.opt.zero_grad(set_to_none=True)
                 phase.module.requires_grad_(True)
-                for round_idx, (real_img, real_c) in enumerate(zip(phase_real_img, phase_real_c)):
-                    seed = round_seed(random_seed, batch_idx, phase_idx, rank + world * round_idx)
+                for round_idx, (real_img, real_c) in enumerate(reals):
+                    seed = round_seed(random_seed, state.batch_idx, phase_idx, rank + world * round_idx)
                     torch.manual_seed(seed)
                     gen_z, gen_c = _latents_and_labels(training_set, G.z_dim, batch_gpu, seed, device)
                     loss.accumulate_gradients(phase=phase.name, real_img=real_img, real_c=real_c, gen_z=gen_z, gen_c=gen_c,
-                        gain=phase.interval, cur_nimg=cur_nimg)
+                        gain=phase.interval, cur_nimg=state.cur_nimg)
                 phase.module.requires_grad_(False)
                 with torch.autograd.profiler.record_function(phase.name + '_opt'):
-                    _average_gradients(phase.module.parameters(), num_rounds)
+                    distributed.average_gradients(phase.module.parameters(), num_rounds)
                     phase.opt.step()
-
-            # G EMA, with ramp-up of its half-life early in training.
-            with torch.autograd.profiler.record_function('Gema'):
-                ema_nimg = ema_kimg * 1000
-                if ema_rampup is not None:
-                    ema_nimg = min(ema_nimg, cur_nimg * ema_rampup)
-                ema_beta = 0.5 ** (batch_size / max(ema_nimg, 1e-8))
-                for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-                    p_ema.copy_(p.lerp(p_ema, ema_beta))
-                for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-                    b_ema.copy_(b)
-
-            cur_nimg += batch_size
-            batch_idx += 1
+            _update_ema(G_ema, G, ema_kimg, ema_rampup, state.cur_nimg, batch_size)
+            state.cur_nimg += batch_size
+            state.batch_idx += 1
 
             # ADA: every ada_interval steps, p moves toward making E[sign(D(real))] = ada_target.
             real_signs = loss.drain_real_signs()
@@ -383,81 +211,146 @@ def training_loop(
                 ada.step()
 
             # Maintenance once per tick (and right after the first iteration).
-            done = cur_nimg >= total_kimg * 1000
-            interrupted = _any_rank(stop.requested, device)
-            if not done and not interrupted and cur_tick != 0 and cur_nimg < tick_start_nimg + kimg_per_tick * 1000:
+            done = state.cur_nimg >= total_kimg * 1000
+            interrupted = distributed.any_rank(stop.requested)
+            if not done and not interrupted and state.cur_tick != 0 and state.cur_nimg < state.tick_start_nimg + kimg_per_tick * 1000:
                 continue
-
-            tick_end_time = time.time()
-            _print_status(rank, device, cur_tick, cur_nimg, tick_start_nimg, total_kimg, start_time, tick_start_time, tick_end_time,
-                maintenance_time, augment_pipe)
-
+            timer.end_tick()
+            _print_status(state, timer, total_kimg, device, augment_pipe)
             if not done and not interrupted and abort_fn is not None and abort_fn():
                 done = True
-                if rank == 0:
-                    print('\nAborting...')
+                distributed.print0('\nAborting...')
+            _check_finite(loss, [G, D], state.cur_nimg, last_snapshot_pkl)  # Nothing non-finite may reach a snapshot.
 
-            # Nothing non-finite may reach a snapshot.
-            if _any_rank(bool(loss.nonfinite) or not _all_finite([G, D]), device):
-                where = f'; the last good snapshot is {last_snapshot_pkl}' if last_snapshot_pkl else '; no snapshot was written'
-                raise TrainingDivergedError(f'a loss or weight became NaN/inf at kimg {cur_nimg / 1000:.3f}{where}. '
-                    'Try a lower learning rate, a higher --gamma, or --fp32.')
-
-            if interrupted:
-                state = _training_state(optimizers, loss, ada, cur_nimg, cur_tick, tick_start_nimg, batch_idx)
-                pkl = _write_snapshot(rank, run_dir, cur_nimg, G, D, G_ema, augment_pipe, training_set_kwargs, training_options, state)
-                if rank == 0 and keep_snapshots is not None:
-                    run_dirs.prune_snapshots(run_dir, keep_snapshots, protect=[pkl, resume_pkl])
-                if rank == 0:
-                    print(f'Saved {pkl}; exiting.')
-                return dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, interrupted=True, snapshot_pkl=pkl)
-
-            if rank == 0 and image_snapshot_ticks is not None and (done or cur_tick % image_snapshot_ticks == 0):
-                save_image_grid(_grid_images(G_ema, grid_z, grid_c), os.path.join(run_dir, f'fakes{cur_nimg // 1000:06d}.png'), drange=[-1, 1], grid_size=grid_size)
-
-            if network_snapshot_ticks is not None and (done or cur_tick % network_snapshot_ticks == 0):
-                state = _training_state(optimizers, loss, ada, cur_nimg, cur_tick + 1, cur_nimg, batch_idx)
-                last_snapshot_pkl = _write_snapshot(rank, run_dir, cur_nimg, G, D, G_ema, augment_pipe, training_set_kwargs, training_options, state)
-                if rank == 0 and keep_snapshots is not None:
-                    run_dirs.prune_snapshots(run_dir, keep_snapshots, protect=[last_snapshot_pkl, resume_pkl])
-                if metrics:
-                    stats_metrics.update(_evaluate_metrics(metrics, G_ema, training_set_kwargs, rank, world, device, run_dir, last_snapshot_pkl))
-
-            # Statistics (reduced over ranks by training_stats).
-            stats_collector.update()
-            stats_dict = stats_collector.as_dict()
-            timestamp = time.time()
-            if stats_jsonl is not None:
-                stats_jsonl.write(json.dumps(dict(stats_dict, timestamp=timestamp)) + '\n')
-                stats_jsonl.flush()
-            if stats_tfevents is not None:
-                global_step = int(cur_nimg / 1e3)
-                for name, value in stats_dict.items():
-                    stats_tfevents.add_scalar(name, value.mean, global_step=global_step, walltime=timestamp - start_time)
-                for name, value in stats_metrics.items():
-                    stats_tfevents.add_scalar(f'Metrics/{name}', value, global_step=global_step, walltime=timestamp - start_time)
-                stats_tfevents.flush()
+            tick = state.cur_tick
+            state.cur_tick, state.tick_start_nimg = tick + 1, state.cur_nimg  # Snapshots resume with the next tick.
+            if grid is not None and not interrupted and (done or tick % image_snapshot_ticks == 0):
+                grid.save(G_ema, os.path.join(run_dir, f'fakes{state.cur_nimg // 1000:06d}.png'))
+            metric_results = {}
+            if interrupted or (network_snapshot_ticks is not None and (done or tick % network_snapshot_ticks == 0)):
+                last_snapshot_pkl = _write_snapshot(checkpoint, keep_snapshots, resume_pkl)
+                if metrics and not interrupted:
+                    metric_results = _evaluate_metrics(metrics, G_ema, training_set_kwargs, device, run_dir, last_snapshot_pkl)
+            stats.write(state.cur_nimg, metric_results)
             if progress_fn is not None:
-                progress_fn(cur_nimg // 1000, total_kimg)
-
-            cur_tick += 1
-            tick_start_nimg = cur_nimg
-            tick_start_time = time.time()
-            maintenance_time = tick_start_time - tick_end_time
-            if done:
+                progress_fn(state.cur_nimg // 1000, total_kimg)
+            timer.start_tick()
+            if done or interrupted:
                 break
     finally:
         stop.uninstall()
-        if stats_jsonl is not None:
-            stats_jsonl.close()
-        if stats_tfevents is not None:
-            stats_tfevents.close()
+        stats.close()
 
-    if rank == 0:
-        print('\nExiting...')
-    return dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, interrupted=False, snapshot_pkl=last_snapshot_pkl)
+    distributed.print0(f'Saved {last_snapshot_pkl}; exiting.' if interrupted else '\nExiting...')
+    return dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, interrupted=interrupted, snapshot_pkl=last_snapshot_pkl)
 
 #----------------------------------------------------------------------------
+# Setup.
+
+def _rounds_per_iteration(num_gpus, batch_size, batch_gpu):
+    """Forward passes per rank and iteration (gradient accumulation)."""
+    world = distributed.get_world_size()
+    if num_gpus is not None and num_gpus != world:
+        raise ValueError(f'training options say {num_gpus} processes, but {world} are running')
+    if batch_size % (batch_gpu * world) != 0:
+        raise ValueError(f'batch_size={batch_size} must be a multiple of batch_gpu * processes = {batch_gpu * world}')
+    return batch_size // (batch_gpu * world)
+
+def _set_backends(device, cudnn_benchmark, allow_tf32):
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow_tf32
+    conv2d_gradfix.enabled = True # Faster; supports R1's double backward.
+
+def _load_snapshot(resume_pkl):
+    from training import model_zoo, safe_load # The one reader of .pkl files (no code from the file runs).
+    distributed.print0(f'Resuming from "{resume_pkl}"')
+    with model_zoo.open_network(resume_pkl) as f:
+        return safe_load.load_network_pkl(f)
+
+def _open_training_set(training_set_kwargs):
+    distributed.print0('Loading training set...')
+    training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
+    distributed.print0(f'\nNum images:  {len(training_set)}\nImage shape: {training_set.image_shape}\nLabel shape: {training_set.label_shape}\n')
+    return training_set
+
+def _construct_networks(training_set, G_kwargs, D_kwargs, random_seed, device):
+    """G, D and G_ema; identical on every rank (same seed; rank 0's copy is broadcast later)."""
+    distributed.print0('Constructing networks...')
+    torch.manual_seed(random_seed)
+    common_kwargs = dict(c_dim=training_set.label_dim, img_resolution=training_set.resolution, img_channels=training_set.num_channels)
+    G = dnnlib.util.construct_class_by_name(**G_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
+    D = dnnlib.util.construct_class_by_name(**D_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
+    return G, D, copy.deepcopy(G).eval()
+
+def _setup_augmentation(augment_kwargs, augment_p, ada_target, ada_interval, ada_kimg, batch_size, device):
+    """The augmentation pipe and its ADA controller, or (None, None) without augmentation."""
+    if augment_kwargs is None or (augment_p == 0 and ada_target is None):
+        return None, None
+    distributed.print0('Setting up augmentation...')
+    augment_pipe = dnnlib.util.construct_class_by_name(**augment_kwargs).train().requires_grad_(False).to(device)
+    augment_pipe.p.copy_(torch.as_tensor(augment_p))
+    return augment_pipe, AdaController(augment_pipe, batch_size=batch_size, target=ada_target, interval=ada_interval, ada_kimg=ada_kimg)
+
+def _setup_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval):
+    """One optimizer per network and the phases that step it. Lazy regularisation: the
+    optimizer steps interval+1 times per interval, so its learning rate and betas are
+    rescaled by c = interval / (interval + 1)."""
+    phases, optimizers = [], {}
+    for name, module, opt_kwargs, reg_interval in [('G', G, G_opt_kwargs, G_reg_interval), ('D', D, D_opt_kwargs, D_reg_interval)]:
+        opt_kwargs = dnnlib.EasyDict(opt_kwargs)
+        if reg_interval is not None:
+            mb_ratio = reg_interval / (reg_interval + 1)
+            opt_kwargs.lr = opt_kwargs.lr * mb_ratio
+            opt_kwargs.betas = [beta ** mb_ratio for beta in opt_kwargs.betas]
+        opt = optimizers[name] = dnnlib.util.construct_class_by_name(module.parameters(), **opt_kwargs)
+        if reg_interval is None:
+            phases += [dnnlib.EasyDict(name=name + 'both', module=module, opt=opt, interval=1)]
+        else:
+            phases += [dnnlib.EasyDict(name=name + 'main', module=module, opt=opt, interval=1)]
+            phases += [dnnlib.EasyDict(name=name + 'reg', module=module, opt=opt, interval=reg_interval)]
+    return phases, optimizers
+
+def _print_summaries(G, D, batch_gpu, device):
+    z, c = torch.zeros([batch_gpu, G.z_dim], device=device), torch.zeros([batch_gpu, G.c_dim], device=device)
+    misc.print_module_summary(D, [misc.print_module_summary(G, [z, c]), c])
+
+def _restore(checkpoint, resume_data, resume_pkl, partial):
+    exact, skipped = checkpoint.restore(resume_data, resume_pkl, partial=partial)
+    if distributed.get_rank() == 0:
+        for problem in skipped:
+            print(f'Not loaded: {problem}')
+        if skipped:
+            print(f'Partial load: {len(skipped)} tensors not loaded; fresh optimizers, counters from zero.')
+        elif exact:
+            print('Exact resume: training state found beside the snapshot.')
+        else:
+            print('No training state beside the snapshot: fresh optimizers, counters from zero.')
+
+def _data_iterator(training_set, data_loader_kwargs, batch_per_rank, random_seed, start):
+    """Endless batches of this rank's shard of the data stream, from global position `start`
+    (the number of images already trained on, when resuming)."""
+    sampler = misc.InfiniteSampler(dataset=training_set, rank=distributed.get_rank(), num_replicas=distributed.get_world_size(),
+        seed=random_seed, start=start)
+    loader_kwargs = dict(data_loader_kwargs)
+    loader_kwargs['pin_memory'] = loader_kwargs.get('pin_memory', False) and distributed.device().type == 'cuda'
+    if loader_kwargs.get('num_workers', 0) == 0:
+        loader_kwargs.pop('prefetch_factor', None)
+    else:
+        loader_kwargs['worker_init_fn'] = _leave_stop_signals_to_main
+    return iter(torch.utils.data.DataLoader(dataset=training_set, sampler=sampler, batch_size=batch_per_rank, **loader_kwargs))
+
+#----------------------------------------------------------------------------
+# One iteration.
+
+def _split_into_rounds(images, labels, num_rounds, device):
+    """[(real_img, real_c)] per round. Round k takes rows k, k+R, ...: global round
+    (rank + world * k) then holds the same positions of the global batch whatever the
+    process layout."""
+    with torch.autograd.profiler.record_function('data_fetch'):
+        images = images.to(device).to(torch.float32) / 127.5 - 1
+        labels = labels.to(device)
+        return [(images[k::num_rounds], labels[k::num_rounds]) for k in range(num_rounds)]
 
 def _latents_and_labels(training_set, z_dim, n, seed, device):
     """Latents and conditioning labels of one round, drawn on the CPU from the round seed."""
@@ -467,64 +360,124 @@ def _latents_and_labels(training_set, z_dim, n, seed, device):
     return z.to(device), torch.from_numpy(c).to(device)
 
 @torch.no_grad()
-def _grid_images(G_ema, grid_z, grid_c):
-    return torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)]).numpy()
+def _update_ema(G_ema, G, ema_kimg, ema_rampup, cur_nimg, batch_size):
+    """G EMA, with ramp-up of its half-life early in training."""
+    with torch.autograd.profiler.record_function('Gema'):
+        ema_nimg = ema_kimg * 1000
+        if ema_rampup is not None:
+            ema_nimg = min(ema_nimg, cur_nimg * ema_rampup)
+        ema_beta = 0.5 ** (batch_size / max(ema_nimg, 1e-8))
+        for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+            p_ema.copy_(p.lerp(p_ema, ema_beta))
+        for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+            b_ema.copy_(b)
 
-def _training_state(optimizers, loss, ada, cur_nimg, cur_tick, tick_start_nimg, batch_idx):
-    """What an exact resume needs beyond the network pickle."""
-    return dict(
-        optimizers={name: opt.state_dict() for name, opt in optimizers.items()},
-        loss=loss.state_dict(),
-        ada=ada.state_dict() if ada is not None else None,
-        cur_nimg=cur_nimg, cur_tick=cur_tick, tick_start_nimg=tick_start_nimg, batch_idx=batch_idx,
-    )
+#----------------------------------------------------------------------------
+# Maintenance.
 
-def _write_snapshot(rank, run_dir, cur_nimg, G, D, G_ema, augment_pipe, training_set_kwargs, training_options, state):
-    """Rank 0 writes the snapshot files; every rank returns their path."""
-    if distributed.get_world_size() > 1:
-        misc.check_ddp_consistency(G, ignore_regex=r'.*\.w_avg')
-        misc.check_ddp_consistency(D)
-    pkl = snapshot.network_snapshot_path(run_dir, cur_nimg // 1000)
-    if rank == 0:
-        data = snapshot.network_snapshot_data(dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe), training_set_kwargs, training_options)
-        snapshot.save_snapshot(run_dir, cur_nimg // 1000, data, state)
-    return pkl
+def _check_finite(loss, modules, cur_nimg, last_snapshot_pkl):
+    """Raise TrainingDivergedError (on every rank) when a loss or weight became NaN/inf."""
+    nonfinite = bool(loss.nonfinite) or not all(torch.isfinite(p).all() for m in modules for p in m.parameters())
+    if distributed.any_rank(nonfinite):
+        where = f'; the last good snapshot is {last_snapshot_pkl}' if last_snapshot_pkl else '; no snapshot was written'
+        raise TrainingDivergedError(f'a loss or weight became NaN/inf at kimg {cur_nimg / 1000:.3f}{where}. '
+            'Try a lower learning rate, a higher --gamma, or --fp32.')
 
-def _evaluate_metrics(metrics, G_ema, training_set_kwargs, rank, world, device, run_dir, snapshot_pkl):
+def _write_snapshot(checkpoint, keep_snapshots, resume_pkl):
+    """Rank 0 writes the snapshot files (then prunes old ones to keep_snapshots); every rank returns their path."""
+    distributed.check_consistency(checkpoint.modules['G'], ignore_regex=r'.*\.w_avg')
+    distributed.check_consistency(checkpoint.modules['D'])
+    if distributed.get_rank() == 0:
+        checkpoint.save()
+        if keep_snapshots is not None:
+            run_dirs.prune_snapshots(checkpoint.run_dir, keep_snapshots, protect=[checkpoint.path(), resume_pkl])
+    return checkpoint.path()
+
+def _evaluate_metrics(metrics, G_ema, training_set_kwargs, device, run_dir, snapshot_pkl):
     from metrics import metric_main
-    if rank == 0:
-        print('Evaluating metrics...')
+    rank = distributed.get_rank()
+    distributed.print0('Evaluating metrics...')
     results = {}
     G_eval = copy.deepcopy(G_ema).eval().requires_grad_(False)
     for metric in metrics:
         result_dict = metric_main.calc_metric(metric=metric, G=G_eval, dataset_kwargs=training_set_kwargs,
-            num_gpus=world, rank=rank, device=device, progress=rank == 0)
+            num_gpus=distributed.get_world_size(), rank=rank, device=device, progress=rank == 0)
         if rank == 0:
             metric_main.report_metric(result_dict, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
         results.update(result_dict.results)
     return results
 
-def _print_status(rank, device, cur_tick, cur_nimg, tick_start_nimg, total_kimg, start_time, tick_start_time, tick_end_time, maintenance_time, augment_pipe):
+class _TickTimer:
+    """Wall-clock times of the run and of the current tick, for the progress lines."""
+    def __init__(self):
+        self.start_time = time.time()
+        self.tick_start_time = self.tick_end_time = self.start_time
+        self.maintenance_time = 0.0     # Spent between the end of the last tick and the start of this one.
+
+    def end_tick(self):
+        self.tick_end_time = time.time()
+
+    def start_tick(self):
+        self.tick_start_time = time.time()
+        self.maintenance_time = self.tick_start_time - self.tick_end_time
+
+def _print_status(state, timer, total_kimg, device, augment_pipe):
     """One progress line per tick; the same figures go to the stats."""
-    tick_nimg = max(cur_nimg - tick_start_nimg, 1)
-    sec_per_kimg = (tick_end_time - tick_start_time) / tick_nimg * 1e3
-    eta = max(total_kimg * 1000 - cur_nimg, 0) / 1e3 * sec_per_kimg
+    tick_nimg = max(state.cur_nimg - state.tick_start_nimg, 1)
+    tick_time = timer.tick_end_time - timer.tick_start_time
+    total_time = timer.tick_end_time - timer.start_time
+    sec_per_kimg = tick_time / tick_nimg * 1e3
+    eta = max(total_kimg * 1000 - state.cur_nimg, 0) / 1e3 * sec_per_kimg
     report0 = training_stats.report0
     fields = []
-    fields += [f"tick {report0('Progress/tick', cur_tick):<5d}"]
-    fields += [f"kimg {report0('Progress/kimg', cur_nimg / 1e3):<8.3f}"]
-    fields += [f"time {dnnlib.util.format_time(report0('Timing/total_sec', tick_end_time - start_time)):<12s}"]
-    fields += [f"sec/tick {report0('Timing/sec_per_tick', tick_end_time - tick_start_time):<7.1f}"]
+    fields += [f"tick {report0('Progress/tick', state.cur_tick):<5d}"]
+    fields += [f"kimg {report0('Progress/kimg', state.cur_nimg / 1e3):<8.3f}"]
+    fields += [f"time {dnnlib.util.format_time(report0('Timing/total_sec', total_time)):<12s}"]
+    fields += [f"sec/tick {report0('Timing/sec_per_tick', tick_time):<7.1f}"]
     fields += [f"sec/kimg {report0('Timing/sec_per_kimg', sec_per_kimg):<7.2f}"]
     fields += [f"eta {dnnlib.util.format_time(eta):<12s}"]
-    fields += [f"maintenance {report0('Timing/maintenance_sec', maintenance_time):<6.1f}"]
+    fields += [f"maintenance {report0('Timing/maintenance_sec', timer.maintenance_time):<6.1f}"]
     fields += [f"cpumem {report0('Resources/cpu_mem_gb', psutil.Process(os.getpid()).memory_info().rss / 2**30):<6.2f}"]
     if device.type == 'cuda':
         fields += [f"gpumem {report0('Resources/peak_gpu_mem_gb', torch.cuda.max_memory_allocated(device) / 2**30):<6.2f}"]
         torch.cuda.reset_peak_memory_stats(device)
     fields += [f"augment {report0('Progress/augment', float(augment_pipe.p) if augment_pipe is not None else 0):.3f}"]
-    report0('Timing/total_hours', (tick_end_time - start_time) / (60 * 60))
-    if rank == 0:
-        print(' '.join(fields), flush=True)
+    report0('Timing/total_hours', total_time / (60 * 60))
+    distributed.print0(' '.join(fields), flush=True)
+
+class _StatsLog:
+    """Per-tick statistics (reduced over ranks by training_stats) into stats.jsonl and
+    TensorBoard events of `run_dir`; run_dir None (ranks > 0) only takes part in the reduction."""
+    def __init__(self, run_dir, start_time):
+        self.start_time = start_time
+        self.collector = training_stats.Collector(regex='.*')
+        self.jsonl = self.tfevents = None
+        if run_dir is not None:
+            self.jsonl = open(os.path.join(run_dir, 'stats.jsonl'), 'at')
+            try:
+                import torch.utils.tensorboard as tensorboard
+                self.tfevents = tensorboard.SummaryWriter(run_dir)
+            except ImportError as err:
+                print('Skipping TensorBoard events:', err)
+
+    def write(self, cur_nimg, metric_results):
+        self.collector.update()
+        stats_dict = self.collector.as_dict()
+        timestamp = time.time()
+        if self.jsonl is not None:
+            self.jsonl.write(json.dumps(dict(stats_dict, timestamp=timestamp)) + '\n')
+            self.jsonl.flush()
+        if self.tfevents is not None:
+            global_step, walltime = int(cur_nimg / 1e3), timestamp - self.start_time
+            for name, value in stats_dict.items():
+                self.tfevents.add_scalar(name, value.mean, global_step=global_step, walltime=walltime)
+            for name, value in metric_results.items():
+                self.tfevents.add_scalar(f'Metrics/{name}', value, global_step=global_step, walltime=walltime)
+            self.tfevents.flush()
+
+    def close(self):
+        for f in [self.jsonl, self.tfevents]:
+            if f is not None:
+                f.close()
 
 #----------------------------------------------------------------------------
