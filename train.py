@@ -64,7 +64,7 @@ def open_dataset(training_set_kwargs, option='--data'):
 def setup_training_options(
     gpus=None, snap=None, metrics=None, seed=None, data=None, cond=None, subset=None, mirror=None,
     cfg=None, gamma=None, kimg=None, batch=None, batch_gpu=None, aug=None, p=None, target=None, augpipe=None,
-    resume=None, freezed=None, fp32=None, nhwc=None, nobench=None, allow_tf32=None, workers=None,
+    resume=None, freezed=None, fp32=None, nhwc=None, nobench=None, allow_tf32=None, workers=None, compile=None, # pylint: disable=redefined-builtin
     g_dict=None, num_layers=None, depth=None, minimum_head=None, linformer=None, tick=None,
     world_size=None,
 ):
@@ -280,6 +280,7 @@ def setup_training_options(
         args.cudnn_benchmark = False
     if allow_tf32:
         args.allow_tf32 = True
+    args.torch_compile = compile or 'auto'
     if workers is not None:
         if not workers >= 0:
             raise UserError('--workers must be at least 0')
@@ -390,6 +391,7 @@ def next_run_dir(outdir, desc):
 @click.option('--nhwc', help='Use NHWC memory format with FP16', type=bool, metavar='BOOL')
 @click.option('--nobench', help='Disable cuDNN benchmarking', type=bool, metavar='BOOL')
 @click.option('--allow-tf32', '--allow_tf32', 'allow_tf32', help='Allow PyTorch to use TF32 internally', type=bool, metavar='BOOL')
+@click.option('--compile', help='torch.compile G and D [default: auto = on CUDA; on needs g++ on the CPU]', type=click.Choice(['auto', 'on', 'off']))
 @click.option('--workers', help='Override number of DataLoader workers', type=int, metavar='INT')
 # Styleformer.
 @click.option('--g_dict', '--g-dict', 'g_dict', help='Hidden size of the transformer per resolution', type=CommaSeparatedList())

@@ -45,7 +45,7 @@ def count_params(class_kwargs, **common):
     module = dnnlib.util.construct_class_by_name(**class_kwargs, **common)
     return sum(p.numel() for p in module.parameters())
 
-def bench_config(cfg, steps, workdir, batch=None):
+def bench_config(cfg, steps, workdir, batch=None, compile='off'): # pylint: disable=redefined-builtin
     from training.training_loop import training_loop
     channels, resolution = CONFIG_DATA[cfg]
     data = make_dataset(os.path.join(workdir, f'data-{cfg}'), channels, resolution)
@@ -54,6 +54,7 @@ def bench_config(cfg, steps, workdir, batch=None):
     args.total_kimg = (1 + 2 * steps) * args.batch_size / 1000
     args.kimg_per_tick = steps * args.batch_size / 1000
     args.image_snapshot_ticks = args.network_snapshot_ticks = None
+    args.torch_compile = compile
     run_dir = os.path.join(workdir, f'run-{cfg}')
     os.makedirs(run_dir)
     start = time.time()
@@ -76,7 +77,8 @@ def bench_config(cfg, steps, workdir, batch=None):
 @click.option('--steps', type=int, default=16, show_default=True, help='Training steps per tick (warm-up tick, then measured tick)')
 @click.option('--batch', type=int, default=None, help='Override the configurations\' batch size')
 @click.option('--threads', type=int, default=None, help='CPU threads (torch.set_num_threads)')
-def main(device, configs, steps, batch, threads):
+@click.option('--compile', 'compile_', type=click.Choice(['auto', 'on', 'off']), default='auto', show_default=True, help='torch.compile G and D (as train.py --compile)')
+def main(device, configs, steps, batch, threads, compile_):
     """Measure training throughput of the paper's CIFAR-10 config and the tiny demo config."""
     if device == 'cpu':
         os.environ['CUDA_VISIBLE_DEVICES'] = '' # The loop takes its device from torch_utils.distributed.
@@ -91,7 +93,7 @@ def main(device, configs, steps, batch, threads):
             if cfg not in CONFIG_DATA:
                 raise click.ClickException(f'--configs: unknown {cfg!r}; choose from {", ".join(CONFIG_DATA)}')
             print(f'Benchmarking {cfg} on {where}...', flush=True)
-            results.append(bench_config(cfg, steps, workdir, batch))
+            results.append(bench_config(cfg, steps, workdir, batch, compile_))
 
     print()
     print(f'Training throughput on {where} (torch {torch.__version__}), last tick of {steps} steps:')

@@ -25,6 +25,7 @@ from torch_utils import distributed
 from torch_utils import misc
 from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
+from training import compile as speed
 from training import snapshot
 from training.augment import AdaController
 
@@ -137,7 +138,7 @@ def _average_gradients(params, num_rounds):
     Parameters without a gradient keep none (the optimizer then leaves them alone, as with
     a single process); which ones have one is the same on every rank."""
     params = [p for p in params if p.grad is not None]
-    if not params:
+    if not params or num_rounds * distributed.get_world_size() == 1:
         return
     flat = torch.cat([p.grad.flatten() for p in params])
     if distributed.get_world_size() > 1:
@@ -181,6 +182,7 @@ def training_loop(
     resume_pkl              = None,     # Network pickle to start from (exact resume when its state file is beside it).
     cudnn_benchmark         = True,     # torch.backends.cudnn.benchmark.
     allow_tf32              = False,    # TF32 matmul/convolutions on Ampere+.
+    torch_compile           = 'off',    # 'on' | 'off' | 'auto': torch.compile G and D (see training/compile.py).
     abort_fn                = None,     # Called once per tick; True stops training (same on all ranks).
     progress_fn             = None,     # Called with (cur_kimg, total_kimg) once per tick.
     **_ignored,                         # Launcher-level options recorded in training_options.json.
@@ -274,9 +276,16 @@ def training_loop(
     # so its learning rate and betas are rescaled by c = interval / (interval + 1).
     if rank == 0:
         print('Setting up training phases...')
-    loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe, **loss_kwargs)
+    compiled = None
+    if speed.resolve_compile(torch_compile, device, verbose=rank == 0):
+        cache_dir = speed.use_compile_cache()
+        if rank == 0:
+            print(f'Compiling G and D on first use (cache: {cache_dir})...')
+        compiled = speed.CompiledNetworks(G, D, device)
+    loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe, compiled=compiled, **loss_kwargs)
     phases = []
     for name, module, opt_kwargs, reg_interval in [('G', G, G_opt_kwargs, G_reg_interval), ('D', D, D_opt_kwargs, D_reg_interval)]:
+        opt_kwargs = speed.fast_optimizer_kwargs(opt_kwargs, device)
         if reg_interval is None:
             opt = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
             phases += [dnnlib.EasyDict(name=name + 'both', module=module, opt=opt, interval=1)]
@@ -367,10 +376,7 @@ def training_loop(
                 if ema_rampup is not None:
                     ema_nimg = min(ema_nimg, cur_nimg * ema_rampup)
                 ema_beta = 0.5 ** (batch_size / max(ema_nimg, 1e-8))
-                for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-                    p_ema.copy_(p.lerp(p_ema, ema_beta))
-                for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-                    b_ema.copy_(b)
+                speed.update_ema(G_ema, G, ema_beta)
 
             cur_nimg += batch_size
             batch_idx += 1
