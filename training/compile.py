@@ -58,12 +58,13 @@ def resolve_compile(choice, device, verbose=True):
 # Compiled networks.
 
 def use_compile_cache(cache_dir=None):
-    """Keep inductor's compiled kernels and graphs in a persistent folder (default: the dnnlib
-    cache, ~/.cache/dnnlib/inductor), so a resumed or repeated run reuses them instead of
-    recompiling. Must run before the first compilation."""
-    cache_dir = cache_dir or dnnlib.util.make_cache_dir_path('inductor')
-    os.makedirs(cache_dir, exist_ok=True)
-    os.environ.setdefault('TORCHINDUCTOR_CACHE_DIR', cache_dir)
+    """Keep inductor's compiled kernels and graphs in a persistent folder (`cache_dir`, else
+    $TORCHINDUCTOR_CACHE_DIR, else the dnnlib cache: ~/.cache/dnnlib/inductor), so a resumed or
+    repeated run reuses them instead of recompiling. Call before the first compilation."""
+    if cache_dir is not None:
+        os.environ['TORCHINDUCTOR_CACHE_DIR'] = cache_dir
+    os.environ.setdefault('TORCHINDUCTOR_CACHE_DIR', dnnlib.util.make_cache_dir_path('inductor'))
+    os.makedirs(os.environ['TORCHINDUCTOR_CACHE_DIR'], exist_ok=True)
     torch._inductor.config.fx_graph_cache = True # pylint: disable=protected-access
     torch._functorch.config.enable_autograd_cache = True # pylint: disable=protected-access
     return os.environ['TORCHINDUCTOR_CACHE_DIR']
