@@ -80,6 +80,7 @@ def worker_train(side, config, data, batch, steps, run_dir, compile_):
     args.kimg_per_tick = steps * args.batch_size / 1000
     args.image_snapshot_ticks = args.network_snapshot_ticks = None
     args.run_dir = run_dir
+    os.makedirs(run_dir)
     if side == 'ours':
         args.torch_compile = compile_
         from training.training_loop import training_loop

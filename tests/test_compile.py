@@ -38,8 +38,12 @@ def compile_cache(tmp_path_factory):
 
 needs_backend = pytest.mark.skipif(speed.backend_problem('cpu') is not None, reason='no C++ compiler for inductor')
 
+# Compiling takes tens of seconds per network on 2 cores: the larger cases run with the slow tests.
+def _slow_unless(name, fast):
+    return name if name == fast else pytest.param(name, marks=pytest.mark.slow)
+
 @needs_backend
-@pytest.mark.parametrize('name', G_CASES)
+@pytest.mark.parametrize('name', [_slow_unless(name, 'g_small') for name in G_CASES])
 def test_compiled_generator_matches_reference(name):
     G, io = _build(name)
     compiled = speed.CompiledGenerator(G, mode=None)
@@ -55,6 +59,7 @@ def test_compiled_discriminator_matches_reference(name):
         _assert_close(torch.compile(D, dynamic=False)(io['img'], io['c']), io['logits'], f'{name} logits (compiled)')
 
 @needs_backend
+@pytest.mark.slow
 def test_compiled_generator_gradients_match_eager():
     """What training uses: first-order parameter gradients through the compiled synthesis."""
     G, io = _build('g_small')
