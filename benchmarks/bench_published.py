@@ -27,8 +27,9 @@ import click
 
 OURS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Training options both train.py parsers accept. No augmentation, float32 everywhere (the
-# published code would run float16 layers on the CPU otherwise), D from StyleGAN2-ADA's cifar config.
+# Training options both train.py parsers accept: no augmentation, D from StyleGAN2-ADA's cifar
+# config. Both sides run float32 on the CPU whatever num_fp16_res says (--fp32 is not passed: the
+# published G then fails on conv_clamp=None).
 CONFIGS = {
     'small':   dict(cfg='cifar', g_dict=['64', '32', '16'], num_layers=['1', '1', '1'], depth=32), # The small G.
     'cifar10': dict(cfg='cifar', g_dict=['1024', '512', '512'], num_layers=['1', '3', '3'], depth=32), # The paper's Styleformer-Large.
@@ -63,7 +64,7 @@ def _patch_published_for_cpu():
     torch.utils.data.Sampler.__init__ = lambda self, *_args, **_kwargs: None
 
 def _training_args(side, config, data, batch):
-    options = dict(CONFIGS[config], data=data, batch=batch, aug='noaug', fp32=True, metrics=[], workers=1, seed=0)
+    options = dict(CONFIGS[config], data=data, batch=batch, aug='noaug', metrics=[], workers=1, seed=0)
     if side == 'ours':
         from train import setup_training_options
         _desc, args = setup_training_options(**options)
