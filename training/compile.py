@@ -11,6 +11,7 @@ Backends: on the CPU inductor writes C++ and needs a system compiler; on CUDA it
 Triton. Where one is missing, `resolve_compile` says so in one line and training stays eager.
 """
 
+import importlib.util
 import os
 import shutil
 
@@ -27,9 +28,7 @@ def backend_problem(device):
     """Why inductor cannot compile for `device`, or None when it can."""
     device = torch.device(device)
     if device.type == 'cuda':
-        try:
-            import triton # pylint: disable=import-outside-toplevel,unused-import
-        except ImportError:
+        if importlib.util.find_spec('triton') is None:
             return 'Triton is not installed (pip install triton)'
         return None
     if device.type == 'cpu':
