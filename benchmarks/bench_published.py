@@ -101,7 +101,7 @@ def worker_gfb(side, config, batch, iters, compile_):
     G_kwargs = dnnlib.EasyDict(class_name='training.networks_Generator.Generator', z_dim=512, w_dim=512,
         mapping_kwargs=dnnlib.EasyDict(num_layers=2), synthesis_kwargs=dnnlib.EasyDict(channel_base=32768, channel_max=512,
         depth=shape['depth'], minimum_head=1, num_layers=[int(x) for x in shape['num_layers']],
-        G_dict=[int(x) for x in shape['g_dict']], linformer=False, num_fp16_res=0, conv_clamp=None))
+        G_dict=[int(x) for x in shape['g_dict']], linformer=False, num_fp16_res=4, conv_clamp=256)) # As train.py (float32 on the CPU).
     torch.manual_seed(0)
     G = dnnlib.util.construct_class_by_name(**G_kwargs, c_dim=0, img_resolution=32, img_channels=3).train()
     z = torch.randn([batch, 512])

@@ -108,6 +108,22 @@ def test_update_ema_is_the_published_lerp():
         torch.testing.assert_close(p_ema, e)
     assert torch.equal(ema[1].running_mean, module[1].running_mean)
 
+@needs_backend
+def test_snapshot_of_compiled_modules_loads_safely(tmp_path):
+    """torch.compile marks the tensors it saw; a snapshot must not carry the marks, which
+    pickle as a call that the safe loader refuses."""
+    import legacy
+    from training import snapshot
+    D, io = _build('d_orig')
+    with torch.no_grad():
+        torch.compile(D, dynamic=False)(io['img'], io['c'])
+    assert any(t.__dict__ for t in D.buffers()) # The marks this test is about are there.
+    data = snapshot.network_snapshot_data(dict(D=D, G_ema=_build('g_small')[0]), {}, {})
+    snapshot.save_snapshot(str(tmp_path), 0, data, None)
+    loaded = legacy.load_network_pkl(snapshot.network_snapshot_path(str(tmp_path), 0))
+    for a, b in zip(loaded['D'].state_dict().values(), D.state_dict().values()):
+        assert torch.equal(a, b)
+
 #----------------------------------------------------------------------------
 # Training with compile on: an interrupted and resumed run ends where an uninterrupted one does.
 

@@ -82,6 +82,12 @@ class CompiledNetworks:
         self.G = CompiledGenerator(G, mode)
         self.D = torch.compile(D, dynamic=False, mode=mode)
 
+def clear_compile_marks(module):
+    """Remove the attribute torch.compile sets on the tensors it saw (and deepcopy keeps):
+    pickled, it turns a tensor into a call the safe snapshot loader rightly refuses."""
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        tensor.__dict__.pop('_dynamo_static_input_type', None)
+
 #----------------------------------------------------------------------------
 # Optimizer and EMA.
 

@@ -20,6 +20,7 @@ import pickle
 import torch
 
 import dnnlib
+from training.compile import clear_compile_marks
 
 #----------------------------------------------------------------------------
 
@@ -73,6 +74,7 @@ def network_snapshot_data(modules, training_set_kwargs, training_options):
     for name, module in modules.items():
         if module is not None:
             module = copy.deepcopy(module).eval().requires_grad_(False).cpu()
+            clear_compile_marks(module)
         data[name] = module
     return data
 
