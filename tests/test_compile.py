@@ -115,6 +115,7 @@ def test_snapshot_of_compiled_modules_loads_safely(tmp_path):
     import legacy
     from training import snapshot
     D, io = _build('d_orig')
+    torch._dynamo.reset() # pylint: disable=protected-access # Tracing (which sets the marks) must happen here.
     with torch.no_grad():
         torch.compile(D, dynamic=False)(io['img'], io['c'])
     assert any(t.__dict__ for t in D.buffers()) # The marks this test is about are there.
