@@ -283,6 +283,7 @@ def _performance_options(args, opts):
         args.cudnn_benchmark = False
     if opts.allow_tf32:
         args.allow_tf32 = True
+    args.torch_compile = opts.torch_compile
 
 #----------------------------------------------------------------------------
 # Resuming.
@@ -393,6 +394,7 @@ def next_run_dir(outdir, desc):
 @click.option('--nhwc', help='Use NHWC memory format with FP16', type=bool, default=False, show_default=True, metavar='BOOL')
 @click.option('--nobench', help='Disable cuDNN benchmarking', type=bool, default=False, show_default=True, metavar='BOOL')
 @click.option('--allow-tf32', '--allow_tf32', 'allow_tf32', help='Allow PyTorch to use TF32 internally', type=bool, default=False, show_default=True, metavar='BOOL')
+@click.option('--compile', 'torch_compile', help='torch.compile G and D (auto: on CUDA only; on: also on the CPU, needs g++)', type=click.Choice(['auto', 'on', 'off']), default='auto', show_default=True)
 @click.option('--workers', help='Number of DataLoader workers  [default: 3 with CUDA, else 1]', type=click.IntRange(min=0), metavar='INT')
 # Styleformer generator shape (default: --cfg's, or the --resume snapshot's).
 @click.option('--g_dict', '--g-dict', 'g_dict', help='Hidden size of the transformer per resolution', type=CommaSeparatedList())

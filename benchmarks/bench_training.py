@@ -40,12 +40,27 @@ def make_dataset(folder, channels, resolution, count=64):
         PIL.Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels).save(os.path.join(folder, f'img{i:05d}.png'))
     return folder
 
-def count_params(class_kwargs, **common):
+def build(class_kwargs, **common):
     import dnnlib
-    module = dnnlib.util.construct_class_by_name(**class_kwargs, **common)
-    return sum(p.numel() for p in module.parameters())
+    return dnnlib.util.construct_class_by_name(**class_kwargs, **common)
 
-def bench_config(cfg, steps, workdir, batch=None):
+def matmul_flops_per_image(G, D):
+    """Model FLOPs of one training image: the matmuls, convolutions and attention of one G and
+    one D forward pass (torch.utils.flop_counter, float32 on the CPU, batch 2 / 2), weighted by
+    the phases: Gmain runs G and D forward and backward (3x each, backward = 2x forward),
+    Dmain runs G forward once and D forward and backward on fakes and on reals (2 x 3x).
+    Lazy regularisation and elementwise work are left out, so the figure is a lower bound."""
+    from torch.utils.flop_counter import FlopCounterMode
+    z, c = torch.zeros([2, G.z_dim]), torch.zeros([2, G.c_dim])
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as g_count:
+            img = G(z, c)
+        with FlopCounterMode(display=False) as d_count:
+            D(img, c)
+    g_fwd, d_fwd = g_count.get_total_flops() / 2, d_count.get_total_flops() / 2
+    return 4 * g_fwd + 9 * d_fwd
+
+def bench_config(cfg, steps, workdir, batch=None, compile='off'): # pylint: disable=redefined-builtin
     from training.training_loop import training_loop
     channels, resolution = CONFIG_DATA[cfg]
     data = make_dataset(os.path.join(workdir, f'data-{cfg}'), channels, resolution)
@@ -54,6 +69,7 @@ def bench_config(cfg, steps, workdir, batch=None):
     args.total_kimg = (1 + 2 * steps) * args.batch_size / 1000
     args.kimg_per_tick = steps * args.batch_size / 1000
     args.image_snapshot_ticks = args.network_snapshot_ticks = None
+    args.torch_compile = compile
     run_dir = os.path.join(workdir, f'run-{cfg}')
     os.makedirs(run_dir)
     start = time.time()
@@ -63,10 +79,11 @@ def bench_config(cfg, steps, workdir, batch=None):
     with open(os.path.join(run_dir, 'stats.jsonl')) as f:
         last = json.loads(f.readlines()[-1])
     common = dict(c_dim=0, img_resolution=resolution, img_channels=channels)
+    G, D = build(args.G_kwargs, **common), build(args.D_kwargs, **common)
     sec_per_kimg = last['Timing/sec_per_kimg']['mean']
     peak = last.get('Resources/peak_gpu_mem_gb', last['Resources/cpu_mem_gb'])['mean']
-    return dict(cfg=cfg, batch=args.batch_size, batch_gpu=args.batch_gpu, G_params=count_params(args.G_kwargs, **common),
-        D_params=count_params(args.D_kwargs, **common), sec_per_kimg=sec_per_kimg, kimg_per_s=1 / sec_per_kimg,
+    return dict(cfg=cfg, batch=args.batch_size, batch_gpu=args.batch_gpu, G_params=sum(p.numel() for p in G.parameters()),
+        D_params=sum(p.numel() for p in D.parameters()), flops_per_img=matmul_flops_per_image(G, D), sec_per_kimg=sec_per_kimg, kimg_per_s=1 / sec_per_kimg,
         peak_gb=peak, peak_kind='GPU peak' if 'Resources/peak_gpu_mem_gb' in last else 'CPU RSS', wall_s=wall,
         cpu_sec_per_kimg=(cpu_marks[-1] - cpu_marks[-2]) / (steps * args.batch_size / 1000))
 
@@ -76,7 +93,9 @@ def bench_config(cfg, steps, workdir, batch=None):
 @click.option('--steps', type=int, default=16, show_default=True, help='Training steps per tick (warm-up tick, then measured tick)')
 @click.option('--batch', type=int, default=None, help='Override the configurations\' batch size')
 @click.option('--threads', type=int, default=None, help='CPU threads (torch.set_num_threads)')
-def main(device, configs, steps, batch, threads):
+@click.option('--peak-tflops', type=float, default=None, help='Peak TFLOP/s of the device for model-FLOPs utilisation [default: 989 on an H200 (bf16 dense), else none]')
+@click.option('--compile', 'compile_', type=click.Choice(['auto', 'on', 'off']), default='auto', show_default=True, help='torch.compile G and D (as train.py --compile)')
+def main(device, configs, steps, batch, threads, peak_tflops, compile_):
     """Measure training throughput of the paper's CIFAR-10 config and the tiny demo config."""
     if device == 'cpu':
         os.environ['CUDA_VISIBLE_DEVICES'] = '' # The loop takes its device from torch_utils.distributed.
@@ -91,7 +110,7 @@ def main(device, configs, steps, batch, threads):
             if cfg not in CONFIG_DATA:
                 raise click.ClickException(f'--configs: unknown {cfg!r}; choose from {", ".join(CONFIG_DATA)}')
             print(f'Benchmarking {cfg} on {where}...', flush=True)
-            results.append(bench_config(cfg, steps, workdir, batch))
+            results.append(bench_config(cfg, steps, workdir, batch, compile_))
 
     print()
     print(f'Training throughput on {where} (torch {torch.__version__}), last tick of {steps} steps:')
@@ -102,6 +121,13 @@ def main(device, configs, steps, batch, threads):
         print(f"{r['cfg']:<22}{r['batch']:>6}{r['G_params']:>11,}{r['D_params']:>11,}{r['sec_per_kimg']:>11.2f}{r['kimg_per_s']:>9.4f}"
               f"{r['kimg_per_s'] * 1000:>9.1f}{r['cpu_sec_per_kimg']:>12.1f}{r['peak_gb']:>9.2f}  {r['peak_kind']}")
     print('(sec/kimg: wall clock; CPU s/kimg: process CPU time over all threads, which a busy machine inflates less)')
+    if peak_tflops is None and 'H200' in where:
+        peak_tflops = 989.0
+    for r in results:
+        achieved = r['flops_per_img'] * r['kimg_per_s'] * 1000 / 1e12
+        mfu = f', MFU {achieved / peak_tflops:.2%} of {peak_tflops:g} TFLOP/s' if peak_tflops else ''
+        print(f"{r['cfg']}: {r['flops_per_img'] / 1e9:.2f} GFLOP per training image (matmuls/convolutions/attention), "
+              f"{achieved * 1000:.1f} GFLOP/s achieved{mfu}")
     if len(results) == 2:
         print(f"\nsec/kimg ratio {results[0]['cfg']} / {results[1]['cfg']}: {results[0]['sec_per_kimg'] / results[1]['sec_per_kimg']:.1f}x")
 

@@ -13,7 +13,10 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.versio
 step 120 python3 -m pytest -q -p no:cacheprovider tests/test_ops.py -k "plugin or cuda"
 step 40  python3 benchmarks/bench_ops.py
 step 100 python3 benchmarks/bench_networks.py --device cuda --configs cifar10-32 --iters 5 --warmup 2
-step 50  python3 benchmarks/bench_training.py --device cuda --configs styleformer-cifar10 --steps 8
+step 50  python3 benchmarks/bench_training.py --device cuda --configs styleformer-cifar10 --steps 8 --compile off
+# torch.compile (inductor, CUDA graphs via reduce-overhead, fused Adam): agreement, then speed.
+step 150 python3 -m pytest -q -p no:cacheprovider tests/test_compile.py -m "not slow"
+step 180 python3 benchmarks/bench_training.py --device cuda --configs styleformer-cifar10 --steps 8 --compile on
 # Real training until the time cap; SIGTERM makes train.py write a final snapshot.
 runs=$(mktemp -d)
 step 90 python3 train.py --outdir="$runs" --data="$data" --cfg=tiny --kimg=1000 --snap=1000 --metrics=none --tick=10

@@ -161,7 +161,7 @@ def average_gradients(params, num_rounds):
     gradient keep none (the optimizer then leaves them alone, as with a single process);
     which ones have one is the same on every rank."""
     params = [p for p in params if p.grad is not None]
-    if not params:
+    if not params or num_rounds * get_world_size() == 1:  # Nothing to sum or divide.
         return
     flat = torch.cat([p.grad.flatten() for p in params])
     if get_world_size() > 1:

@@ -16,10 +16,11 @@ from torch_utils.ops import conv2d_gradfix
 
 class StyleGAN2Loss:
     def __init__(self, device, G, D, augment_pipe=None, r1_gamma=10, style_mixing_prob=0.9, pl_weight=2,
-            pl_batch_shrink=2, pl_decay=0.01, pl_no_weight_grad=False):
+            pl_batch_shrink=2, pl_decay=0.01, pl_no_weight_grad=False, compiled=None):
         self.device = device
         self.G = G
         self.D = D
+        self.compiled = compiled # training.compile.CompiledNetworks for the first-order phases, or None.
         self.augment_pipe = augment_pipe
         self.r1_gamma = r1_gamma
         self.style_mixing_prob = style_mixing_prob
@@ -50,23 +51,25 @@ class StyleGAN2Loss:
     def _check_finite(self, value):
         self.nonfinite |= ~torch.isfinite(value.detach()).all()
 
-    def run_G(self, z, c, update_emas=False):
-        ws = self.G.mapping(z, c, update_emas=update_emas)
+    def run_G(self, z, c, update_emas=False, eager=False):
+        G = self.G if eager or self.compiled is None else self.compiled.G
+        ws = G.mapping(z, c, update_emas=update_emas)
         if self.style_mixing_prob > 0:
             # Swap the w's from a random cutoff on (for a random subset of batches) to a second latent.
             with torch.autograd.profiler.record_function('style_mixing'):
                 cutoff = torch.empty([], dtype=torch.int64, device=ws.device).random_(1, ws.shape[1])
                 cutoff = torch.where(torch.rand([], device=ws.device) < self.style_mixing_prob, cutoff, torch.full_like(cutoff, ws.shape[1]))
-                mixed = self.G.mapping(torch.randn_like(z), c, update_emas=False)
+                mixed = G.mapping(torch.randn_like(z), c, update_emas=False)
                 keep = torch.arange(ws.shape[1], device=ws.device)[None, :, None] < cutoff
                 ws = torch.where(keep, ws, mixed)
-        img = self.G.synthesis(ws)
+        img = G.synthesis(ws)
         return img, ws
 
-    def run_D(self, img, c):
+    def run_D(self, img, c, eager=False):
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
-        return self.D(img, c)
+        D = self.D if eager or self.compiled is None else self.compiled.D
+        return D(img, c)
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg=None):
         assert phase in ['Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth']
@@ -98,7 +101,7 @@ class StyleGAN2Loss:
             # under create_graph (see the networks_Generator docstring), so no switch is needed.
             with torch.autograd.profiler.record_function('Gpl_forward'):
                 batch_size = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
-                gen_img, gen_ws = self.run_G(gen_z[:batch_size], gen_c[:batch_size])
+                gen_img, gen_ws = self.run_G(gen_z[:batch_size], gen_c[:batch_size], eager=True) # Double backward.
                 pl_noise = torch.randn_like(gen_img) / np.sqrt(gen_img.shape[2] * gen_img.shape[3])
                 with conv2d_gradfix.no_weight_gradients(self.pl_no_weight_grad):
                     pl_grads = torch.autograd.grad(outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws], create_graph=True, only_inputs=True)[0]
@@ -131,7 +134,7 @@ class StyleGAN2Loss:
             name = 'Dreal_Dr1' if do_Dmain and do_Dr1 else 'Dreal' if do_Dmain else 'Dr1'
             with torch.autograd.profiler.record_function(name + '_forward'):
                 real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
-                real_logits = self.run_D(real_img_tmp, real_c)
+                real_logits = self.run_D(real_img_tmp, real_c, eager=do_Dr1) # R1 needs double backward.
                 training_stats.report('Loss/scores/real', real_logits)
                 training_stats.report('Loss/signs/real', real_logits.sign())
                 self.real_sign_sum += real_logits.detach().sign().sum()

@@ -95,6 +95,10 @@ class _FusedAttention(torch.autograd.Function):
 
 
 def attention_fused(q, k, v):
+    # A compiled graph never runs double backward (the loss keeps R1/path length eager), and
+    # inductor fuses the plain SDPA call, so compiled code skips the autograd.Function.
+    if torch.compiler.is_compiling():
+        return F.scaled_dot_product_attention(q, k, v)
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
         return _FusedAttention.apply(q, k, v)
     return F.scaled_dot_product_attention(q, k, v)

@@ -84,8 +84,8 @@ def export_onnx(G, path, batch_size=1, dynamic_batch=False, truncation_psi=1.0, 
             f'pip install -r requirements.txt.') from err
     batch_dim = program.model_proto.graph.input[0].type.tensor_type.shape.dim[0]
     if dynamic_batch and not batch_dim.dim_param:  # The exporter may fall back to the traced size silently.
-        raise ExportError(f'This generator cannot take a dynamic batch: its code fixes the batch size when traced '
-            f'(StyleGAN2 generators do, in their grouped modulated convolutions). Export a fixed batch with '
+        raise ExportError('This generator cannot take a dynamic batch: its code fixes the batch size when traced '
+            '(StyleGAN2 generators do, in their grouped modulated convolutions). Export a fixed batch with '
             '--onnx-batch=N instead.')
     data = program.model_proto.SerializeToString()
     atomic_write(path, lambda f: f.write(data))  # A failed write leaves no half-written file.

@@ -24,6 +24,7 @@ import torch
 
 from dnnlib.util import atomic_write
 from torch_utils import misc
+from training.compile import clear_compile_marks
 
 #----------------------------------------------------------------------------
 
@@ -46,6 +47,7 @@ def network_snapshot_data(modules, training_set_kwargs, training_options):
     for name, module in modules.items():
         if module is not None:
             module = copy.deepcopy(module).eval().requires_grad_(False).cpu()
+            clear_compile_marks(module)
         data[name] = module
     return data
 
