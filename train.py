@@ -20,7 +20,7 @@ import torch
 
 import dnnlib
 from torch_utils import distributed
-from training import model_zoo, presets, run_dirs
+from training import model_zoo, precision, presets, run_dirs
 
 #----------------------------------------------------------------------------
 
@@ -179,8 +179,7 @@ def _network_options(args, opts, resolution):
     if opts.batch is not None:
         args.D_kwargs.epilogue_kwargs.mbstd_group_size = min(opts.batch // args.num_gpus, 4)
     for kwargs in [synthesis, args.D_kwargs]:
-        kwargs.num_fp16_res = 4 # Mixed precision on GPUs (the networks stay float32 on the CPU).
-        kwargs.conv_clamp = 256 # Keeps float16 activations finite.
+        kwargs.update(precision.REDUCED_PRECISION) # Used on CUDA (and on the CPU with --precision=reduced).
     args.D_kwargs.update(preset.get('D', {}))
     if _small_scale(opts.cfg) and opts.cfg != 'tiny':
         args.D_kwargs.architecture = 'orig' # No residual D at CIFAR scale (published).
@@ -276,7 +275,7 @@ def _resume_options(args, opts):
 def _performance_options(args, opts):
     if opts.fp32:
         for kwargs in [args.G_kwargs.setdefault('synthesis_kwargs', dnnlib.EasyDict()), args.D_kwargs]:
-            kwargs.num_fp16_res, kwargs.conv_clamp = 0, None
+            kwargs.update(precision.FULL_PRECISION)
     if opts.nhwc:
         args.D_kwargs.setdefault('block_kwargs', dnnlib.EasyDict()).fp16_channels_last = True # The generator has no convolutions.
     if opts.nobench:
@@ -284,6 +283,9 @@ def _performance_options(args, opts):
     if opts.allow_tf32:
         args.allow_tf32 = True
     args.torch_compile = opts.torch_compile
+    args.loss_kwargs.precision = opts.precision
+    if opts.precision == 'reduced' and not torch.cuda.is_available() and not precision.cpu_has_fast_bfloat16():
+        print('Note: this CPU has no bfloat16 matrix hardware (AMX or AVX-512 BF16); --precision=reduced will be slow here.')
 
 #----------------------------------------------------------------------------
 # Resuming.
@@ -394,6 +396,7 @@ def next_run_dir(outdir, desc):
 @click.option('--nhwc', help='Use NHWC memory format with FP16', type=bool, default=False, show_default=True, metavar='BOOL')
 @click.option('--nobench', help='Disable cuDNN benchmarking', type=bool, default=False, show_default=True, metavar='BOOL')
 @click.option('--allow-tf32', '--allow_tf32', 'allow_tf32', help='Allow PyTorch to use TF32 internally', type=bool, default=False, show_default=True, metavar='BOOL')
+@click.option('--precision', help='Mixed precision of the --fp32=false blocks: auto = on CUDA only; reduced = also bfloat16 on the CPU (fast with AMX)', type=click.Choice(precision.PRECISIONS), default='auto', show_default=True)
 @click.option('--compile', 'torch_compile', help='torch.compile G and D (auto: on CUDA only; on: also on the CPU, needs g++)', type=click.Choice(['auto', 'on', 'off']), default='auto', show_default=True)
 @click.option('--workers', help='Number of DataLoader workers  [default: 3 with CUDA, else 1]', type=click.IntRange(min=0), metavar='INT')
 # Styleformer generator shape (default: --cfg's, or the --resume snapshot's).

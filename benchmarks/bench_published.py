@@ -74,7 +74,7 @@ def _training_args(side, config, data, batch):
     _desc, args = setup_training_loop_kwargs(**options)
     return args
 
-def worker_train(side, config, data, batch, steps, run_dir, compile_):
+def worker_train(side, config, data, batch, steps, run_dir, compile_, precision):
     import torch
     args = _training_args(side, config, data, batch)
     args.total_kimg = (1 + 2 * steps) * args.batch_size / 1000
@@ -84,6 +84,7 @@ def worker_train(side, config, data, batch, steps, run_dir, compile_):
     os.makedirs(run_dir)
     if side == 'ours':
         args.torch_compile = compile_
+        args.loss_kwargs.precision = precision
         from training.training_loop import training_loop
         training_loop(**args)
     else:
@@ -93,7 +94,7 @@ def worker_train(side, config, data, batch, steps, run_dir, compile_):
         last = json.loads(f.readlines()[-1])
     return dict(sec_per_kimg=last['Timing/sec_per_kimg']['mean'], threads=torch.get_num_threads())
 
-def worker_gfb(side, config, batch, iters, compile_):
+def worker_gfb(side, config, batch, iters, compile_, precision):
     """G forward+backward (mapping and synthesis, sum of the image as the loss), mean of `iters` after one warm-up."""
     import torch
     import dnnlib
@@ -110,8 +111,9 @@ def worker_gfb(side, config, batch, iters, compile_):
     if side == 'ours' and compile_ == 'on':
         from training.compile import CompiledGenerator
         run = CompiledGenerator(G, mode=None)
+    kwargs = dict(precision=precision) if side == 'ours' else {}
     def step():
-        run.synthesis(run.mapping(z, c)).sum().backward()
+        run.synthesis(run.mapping(z, c), **kwargs).sum().backward()
     step()
     start = time.perf_counter()
     for _ in range(iters):
@@ -150,19 +152,20 @@ def run_side(side, published, **kwargs):
 @click.option('--steps', type=int, default=8, show_default=True, help='train: steps per tick; gfb: timed iterations')
 @click.option('--repeats', type=int, default=1, show_default=True, help='Alternating ours/published pairs per config')
 @click.option('--compile', 'compile_', type=click.Choice(['on', 'off']), default='off', show_default=True, help='Our side: torch.compile G and D')
+@click.option('--precision', type=click.Choice(['auto', 'reduced']), default='auto', show_default=True, help='Our side: reduced = bfloat16 blocks on the CPU too (train.py --precision)')
 @click.option('--worker', type=click.Choice(['ours', 'published']), default=None, hidden=True)
 @click.option('--config', default=None, hidden=True)
 @click.option('--data', default=None, hidden=True)
 @click.option('--run-dir', default=None, hidden=True)
-def main(published, configs, mode, batch, steps, repeats, compile_, worker, config, data, run_dir):
+def main(published, configs, mode, batch, steps, repeats, compile_, precision, worker, config, data, run_dir):
     """Time our training loop (or G) and the published one on the same configuration, alternating."""
     if worker is not None:
         if worker == 'published':
             _patch_published_for_cpu()
         if mode == 'train':
-            result = worker_train(worker, config, data, batch, steps, run_dir, compile_)
+            result = worker_train(worker, config, data, batch, steps, run_dir, compile_, precision)
         else:
-            result = worker_gfb(worker, config, batch, steps, compile_)
+            result = worker_gfb(worker, config, batch, steps, compile_, precision)
         print('RESULT ' + json.dumps(result), flush=True)
         return
 
@@ -181,7 +184,7 @@ def main(published, configs, mode, batch, steps, repeats, compile_, worker, conf
             for rep in range(repeats):
                 for side in ['ours', 'published']:
                     print(f'{config}: {side}, run {rep + 1}/{repeats}...', flush=True)
-                    kwargs = dict(mode=mode, config=config, batch=batch, steps=steps, compile=compile_)
+                    kwargs = dict(mode=mode, config=config, batch=batch, steps=steps, compile=compile_, precision=precision)
                     if mode == 'train':
                         kwargs.update(data=data, run_dir=os.path.join(workdir, f'run-{config}-{side}-{rep}'))
                     result = run_side(side, published, **kwargs)
@@ -193,7 +196,7 @@ def main(published, configs, mode, batch, steps, repeats, compile_, worker, conf
     for config, times, threads in rows:
         ours, theirs = min(times['ours']), min(times['published'])
         print(f'{config:<9} ours {ours:9.2f} {times["ours"]}  published {theirs:9.2f} {times["published"]}  '
-              f'ratio ours/published {ours / theirs:.2f}  ({threads} threads, compile {compile_})')
+              f'ratio ours/published {ours / theirs:.2f}  ({threads} threads, compile {compile_}, precision {precision})')
 
 if __name__ == '__main__':
     main() # pylint: disable=no-value-for-parameter

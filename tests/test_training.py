@@ -376,3 +376,30 @@ def test_snapshot_without_training_state_starts_fresh(fashion_zip, tmp_path, cap
     with open(resumed_dir / 'stats.jsonl') as f:
         kimgs = [json.loads(line)['Progress/kimg']['mean'] for line in f]
     assert kimgs == pytest.approx([0.004, 0.008]) # Ticks counted from zero (an exact resume would log 0.008 only).
+
+#----------------------------------------------------------------------------
+# Reduced precision on the CPU (train.py --precision=reduced).
+
+def test_reduced_precision_trains_in_bfloat16_on_the_cpu(fashion_zip, tmp_path, monkeypatch):
+    """With --precision=reduced the marked blocks of G and D run in bfloat16 on the CPU, every
+    phase (the double-backward ones too) stays finite and the weights move."""
+    from training.networks_Discriminator import DiscriminatorBlock
+    from training.networks_Generator import Encoderlayer
+    from training.training_loop import training_loop
+    args = tiny_options(fashion_zip, batch=4, aug='noaug', g_dict=['16', '16', '16'], precision='reduced')
+    assert args.loss_kwargs.precision == 'reduced'
+    args.total_kimg, args.kimg_per_tick = 16 * 4 / 1000, 1000 # Covers G's and D's regularization phases.
+    args.image_snapshot_ticks = args.network_snapshot_ticks = None
+    seen = set() # (network, dtype of a block's output)
+    for name, cls in [('D', DiscriminatorBlock), ('G', Encoderlayer)]:
+        def forward(self, *inputs, _name=name, _original=cls.forward, **kwargs):
+            out = _original(self, *inputs, **kwargs)
+            seen.add((_name, (out[0] if isinstance(out, tuple) else out).dtype))
+            return out
+        monkeypatch.setattr(cls, 'forward', forward)
+    torch.manual_seed(args.random_seed)
+    G0 = dnnlib.util.construct_class_by_name(**args.G_kwargs, c_dim=0, img_resolution=32, img_channels=1)
+    result = training_loop(run_dir=str(tmp_path), **args)
+    assert ('D', torch.bfloat16) in seen and ('G', torch.bfloat16) in seen
+    assert all(torch.isfinite(p).all() for m in [result['G'], result['D']] for p in m.parameters())
+    assert max_param_diff(result['G'], G0) > 0

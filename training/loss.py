@@ -16,7 +16,7 @@ from torch_utils.ops import conv2d_gradfix
 
 class StyleGAN2Loss:
     def __init__(self, device, G, D, augment_pipe=None, r1_gamma=10, style_mixing_prob=0.9, pl_weight=2,
-            pl_batch_shrink=2, pl_decay=0.01, pl_no_weight_grad=False, compiled=None):
+            pl_batch_shrink=2, pl_decay=0.01, pl_no_weight_grad=False, compiled=None, precision='auto'):
         self.device = device
         self.G = G
         self.D = D
@@ -28,6 +28,7 @@ class StyleGAN2Loss:
         self.pl_batch_shrink = pl_batch_shrink
         self.pl_decay = pl_decay
         self.pl_no_weight_grad = pl_no_weight_grad
+        self.precision = precision # Of G's synthesis and D: 'auto', 'full' or 'reduced' (training/precision.py).
         self.pl_mean = torch.zeros([], device=device)
         # Sign of D's output on (augmented) reals since the loop last drained them (ADA).
         self.real_sign_sum = torch.zeros([], device=device)
@@ -62,14 +63,14 @@ class StyleGAN2Loss:
                 mixed = G.mapping(torch.randn_like(z), c, update_emas=False)
                 keep = torch.arange(ws.shape[1], device=ws.device)[None, :, None] < cutoff
                 ws = torch.where(keep, ws, mixed)
-        img = G.synthesis(ws)
+        img = G.synthesis(ws, precision=self.precision)
         return img, ws
 
     def run_D(self, img, c, eager=False):
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
         D = self.D if eager or self.compiled is None else self.compiled.D
-        return D(img, c)
+        return D(img, c, precision=self.precision)
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg=None):
         assert phase in ['Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth']
@@ -82,81 +83,91 @@ class StyleGAN2Loss:
         do_Gpl = phase in ['Greg', 'Gboth']
         do_Dr1 = phase in ['Dreg', 'Dboth']
 
-        # Gmain: make D call the fakes real.
         if do_Gmain:
-            with torch.autograd.profiler.record_function('Gmain_forward'):
-                gen_img, _gen_ws = self.run_G(gen_z, gen_c)
-                gen_logits = self.run_D(gen_img, gen_c)
-                training_stats.report('Loss/scores/fake', gen_logits)
-                training_stats.report('Loss/signs/fake', gen_logits.sign())
-                loss_Gmain = torch.nn.functional.softplus(-gen_logits)
-                training_stats.report('Loss/G/loss', loss_Gmain)
-                self._check_finite(loss_Gmain)
-            with torch.autograd.profiler.record_function('Gmain_backward'):
-                loss_Gmain.mean().mul(gain).backward()
-
-        # Greg: path-length penalty, on a shrunk batch.
+            self._G_main(gen_z, gen_c, gain)
         if do_Gpl:
-            # Differentiating a gradient: G's fused attention recomputes itself differentiably
-            # under create_graph (see the networks_Generator docstring), so no switch is needed.
-            with torch.autograd.profiler.record_function('Gpl_forward'):
-                batch_size = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
-                gen_img, gen_ws = self.run_G(gen_z[:batch_size], gen_c[:batch_size], eager=True) # Double backward.
-                pl_noise = torch.randn_like(gen_img) / np.sqrt(gen_img.shape[2] * gen_img.shape[3])
-                with conv2d_gradfix.no_weight_gradients(self.pl_no_weight_grad):
-                    pl_grads = torch.autograd.grad(outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws], create_graph=True, only_inputs=True)[0]
-                pl_lengths = pl_grads.square().sum(2).mean(1).sqrt()
-                pl_mean = self.pl_mean.lerp(pl_lengths.mean(), self.pl_decay)
-                self.pl_mean.copy_(pl_mean.detach())
-                pl_penalty = (pl_lengths - pl_mean).square()
-                training_stats.report('Loss/pl_penalty', pl_penalty)
-                loss_Gpl = pl_penalty * self.pl_weight
-                training_stats.report('Loss/G/reg', loss_Gpl)
-                self._check_finite(loss_Gpl)
-            with torch.autograd.profiler.record_function('Gpl_backward'):
-                # The zero term keeps every synthesis parameter in the graph.
-                (gen_img[:, 0, 0, 0] * 0 + loss_Gpl).mean().mul(gain).backward()
-
-        # Dmain, fakes: make D call them fake.
-        if do_Dmain:
-            with torch.autograd.profiler.record_function('Dgen_forward'):
-                gen_img, _gen_ws = self.run_G(gen_z, gen_c, update_emas=True)
-                gen_logits = self.run_D(gen_img, gen_c)
-                training_stats.report('Loss/scores/fake', gen_logits)
-                training_stats.report('Loss/signs/fake', gen_logits.sign())
-                loss_Dgen = torch.nn.functional.softplus(gen_logits)
-                self._check_finite(loss_Dgen)
-            with torch.autograd.profiler.record_function('Dgen_backward'):
-                loss_Dgen.mean().mul(gain).backward()
-
-        # Dmain, reals, and/or Dreg (R1 on reals).
+            self._G_path_length(gen_z, gen_c, gain)
+        loss_Dgen = self._D_fakes(gen_z, gen_c, gain) if do_Dmain else None
         if do_Dmain or do_Dr1:
-            name = 'Dreal_Dr1' if do_Dmain and do_Dr1 else 'Dreal' if do_Dmain else 'Dr1'
-            with torch.autograd.profiler.record_function(name + '_forward'):
-                real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
-                real_logits = self.run_D(real_img_tmp, real_c, eager=do_Dr1) # R1 needs double backward.
-                training_stats.report('Loss/scores/real', real_logits)
-                training_stats.report('Loss/signs/real', real_logits.sign())
-                self.real_sign_sum += real_logits.detach().sign().sum()
-                self.real_sign_count += real_logits.shape[0]
+            self._D_reals(real_img, real_c, gain, loss_Dgen, do_Dr1)
 
-                loss_Dreal = 0
-                if do_Dmain:
-                    loss_Dreal = torch.nn.functional.softplus(-real_logits)
-                    training_stats.report('Loss/D/loss', loss_Dgen + loss_Dreal)
-                    self._check_finite(loss_Dreal)
+    def _G_main(self, gen_z, gen_c, gain):
+        """Gmain: make D call the fakes real."""
+        with torch.autograd.profiler.record_function('Gmain_forward'):
+            gen_img, _gen_ws = self.run_G(gen_z, gen_c)
+            gen_logits = self.run_D(gen_img, gen_c)
+            training_stats.report('Loss/scores/fake', gen_logits)
+            training_stats.report('Loss/signs/fake', gen_logits.sign())
+            loss_Gmain = torch.nn.functional.softplus(-gen_logits)
+            training_stats.report('Loss/G/loss', loss_Gmain)
+            self._check_finite(loss_Gmain)
+        with torch.autograd.profiler.record_function('Gmain_backward'):
+            loss_Gmain.mean().mul(gain).backward()
 
-                loss_Dr1 = 0
-                if do_Dr1:
-                    with conv2d_gradfix.no_weight_gradients():
-                        r1_grads = torch.autograd.grad(outputs=[real_logits.sum()], inputs=[real_img_tmp], create_graph=True, only_inputs=True)[0]
-                    r1_penalty = r1_grads.square().sum([1, 2, 3])
-                    loss_Dr1 = r1_penalty * (self.r1_gamma / 2)
-                    training_stats.report('Loss/r1_penalty', r1_penalty)
-                    training_stats.report('Loss/D/reg', loss_Dr1)
-                    self._check_finite(loss_Dr1)
+    def _G_path_length(self, gen_z, gen_c, gain):
+        """Greg: path-length penalty, on a shrunk batch. Differentiating a gradient: G's fused
+        attention recomputes itself differentiably under create_graph (see the networks_Generator
+        docstring), and the eager G is used (compiled graphs have no double backward)."""
+        with torch.autograd.profiler.record_function('Gpl_forward'):
+            batch_size = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
+            gen_img, gen_ws = self.run_G(gen_z[:batch_size], gen_c[:batch_size], eager=True)
+            pl_noise = torch.randn_like(gen_img) / np.sqrt(gen_img.shape[2] * gen_img.shape[3])
+            with conv2d_gradfix.no_weight_gradients(self.pl_no_weight_grad):
+                pl_grads = torch.autograd.grad(outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws], create_graph=True, only_inputs=True)[0]
+            pl_lengths = pl_grads.square().sum(2).mean(1).sqrt()
+            pl_mean = self.pl_mean.lerp(pl_lengths.mean(), self.pl_decay)
+            self.pl_mean.copy_(pl_mean.detach())
+            pl_penalty = (pl_lengths - pl_mean).square()
+            training_stats.report('Loss/pl_penalty', pl_penalty)
+            loss_Gpl = pl_penalty * self.pl_weight
+            training_stats.report('Loss/G/reg', loss_Gpl)
+            self._check_finite(loss_Gpl)
+        with torch.autograd.profiler.record_function('Gpl_backward'):
+            # The zero term keeps every synthesis parameter in the graph.
+            (gen_img[:, 0, 0, 0] * 0 + loss_Gpl).mean().mul(gain).backward()
 
-            with torch.autograd.profiler.record_function(name + '_backward'):
-                (loss_Dreal + loss_Dr1).mean().mul(gain).backward()
+    def _D_fakes(self, gen_z, gen_c, gain):
+        """Dmain, fakes: make D call them fake. Returns the loss, reported with the reals' part."""
+        with torch.autograd.profiler.record_function('Dgen_forward'):
+            gen_img, _gen_ws = self.run_G(gen_z, gen_c, update_emas=True)
+            gen_logits = self.run_D(gen_img, gen_c)
+            training_stats.report('Loss/scores/fake', gen_logits)
+            training_stats.report('Loss/signs/fake', gen_logits.sign())
+            loss_Dgen = torch.nn.functional.softplus(gen_logits)
+            self._check_finite(loss_Dgen)
+        with torch.autograd.profiler.record_function('Dgen_backward'):
+            loss_Dgen.mean().mul(gain).backward()
+        return loss_Dgen
+
+    def _D_reals(self, real_img, real_c, gain, loss_Dgen, do_Dr1):
+        """Dmain on reals (when loss_Dgen is given) and/or Dreg: R1 on reals (eager D: double backward)."""
+        do_Dmain = loss_Dgen is not None
+        name = 'Dreal_Dr1' if do_Dmain and do_Dr1 else 'Dreal' if do_Dmain else 'Dr1'
+        with torch.autograd.profiler.record_function(name + '_forward'):
+            real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
+            real_logits = self.run_D(real_img_tmp, real_c, eager=do_Dr1)
+            training_stats.report('Loss/scores/real', real_logits)
+            training_stats.report('Loss/signs/real', real_logits.sign())
+            self.real_sign_sum += real_logits.detach().sign().sum()
+            self.real_sign_count += real_logits.shape[0]
+
+            loss_Dreal = 0
+            if do_Dmain:
+                loss_Dreal = torch.nn.functional.softplus(-real_logits)
+                training_stats.report('Loss/D/loss', loss_Dgen + loss_Dreal)
+                self._check_finite(loss_Dreal)
+
+            loss_Dr1 = 0
+            if do_Dr1:
+                with conv2d_gradfix.no_weight_gradients():
+                    r1_grads = torch.autograd.grad(outputs=[real_logits.sum()], inputs=[real_img_tmp], create_graph=True, only_inputs=True)[0]
+                r1_penalty = r1_grads.square().sum([1, 2, 3])
+                loss_Dr1 = r1_penalty * (self.r1_gamma / 2)
+                training_stats.report('Loss/r1_penalty', r1_penalty)
+                training_stats.report('Loss/D/reg', loss_Dr1)
+                self._check_finite(loss_Dr1)
+
+        with torch.autograd.profiler.record_function(name + '_backward'):
+            (loss_Dreal + loss_Dr1).mean().mul(gain).backward()
 
 #----------------------------------------------------------------------------

@@ -204,7 +204,7 @@ class SynthesisBlock(torch.nn.Module):
     def forward(self, x, img, ws, precision='auto', fused_modconv=None, **layer_kwargs):
         check_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim], 'block ws')
         w_iter = iter(ws.unbind(dim=1))
-        dtype = mp.block_dtype(self.use_fp16, ws.device, precision, mp.CONV_DTYPE)
+        dtype = mp.block_dtype(self.use_fp16, ws.device, precision, mp.conv_dtype(ws.device))
         memory_format = torch.channels_last if self.channels_last and dtype != torch.float32 else torch.contiguous_format
         if fused_modconv is None:
             # One grouped convolution is faster in inference; training needs the separate path's gradients.

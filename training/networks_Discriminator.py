@@ -75,7 +75,7 @@ class DiscriminatorBlock(torch.nn.Module):
 
     def forward(self, x, img, precision='auto'):
         device = (x if x is not None else img).device
-        dtype = mp.block_dtype(self.use_fp16, device, precision, mp.CONV_DTYPE)
+        dtype = mp.block_dtype(self.use_fp16, device, precision, mp.conv_dtype(device))
         memory_format = torch.channels_last if (self.channels_last and dtype != torch.float32) else torch.contiguous_format
         if x is not None:
             check_shape(x, [None, self.in_channels, self.resolution, self.resolution], f'Input of block b{self.resolution}')
