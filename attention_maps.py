@@ -23,7 +23,7 @@ import torch
 
 from training import cli
 from training.attention_overlay import overlay, query_token_weights
-from training.tools import image_grid, save_image, seeds_to_z, to_uint8
+from training.tools import image_grid, save_image, seeds_to_z, synthesize, to_uint8
 
 #----------------------------------------------------------------------------
 
@@ -66,7 +66,7 @@ def attention_figure(G, seed, label, layers=None, heads='mean', query_xy=None, t
 
     with torch.no_grad():
         ws = G.mapping(seeds_to_z([seed], G.z_dim, label.device), label, truncation_psi=truncation_psi)
-        img, maps = G.synthesis(ws, noise_mode=noise_mode, precision='full', return_attention=True)
+        img, maps = synthesize(G, ws, noise_mode, noise_seed=seed, return_attention=True)
     image = to_uint8(img)[0]
     if zoom > 1:
         image = np.kron(image, np.ones([zoom, zoom, 1], dtype=np.uint8))

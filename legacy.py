@@ -15,7 +15,7 @@ import click
 
 from dnnlib.util import atomic_write
 from training import model_zoo, onnx_export
-from training.safe_load import LoadError, load_generator, load_network_pkl, save_safetensors  # pylint: disable=unused-import
+from training.safe_load import LoadError, load_network_pkl, save_safetensors  # pylint: disable=unused-import
 
 #----------------------------------------------------------------------------
 
@@ -36,6 +36,14 @@ def convert_network_pickle(source, dest, also_safetensors, force_fp16, trust_pic
     python legacy.py --source=published.pkl --dest=ours.safetensors
     python legacy.py --source=published.pkl --dest=g.onnx --onnx-dynamic-batch --onnx-trunc=input
     """
+    ctx = click.get_current_context()
+    onnx_options = [f'--{name.replace("_", "-")}' for name in ['onnx_batch', 'onnx_dynamic_batch', 'onnx_trunc']
+        if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT]
+    if onnx_options and not dest.endswith('.onnx'):
+        raise click.UsageError(f'{", ".join(onnx_options)} apply to an .onnx --dest only (got --dest={dest}).')
+    if also_safetensors and not dest.endswith('.pkl'):
+        raise click.UsageError(f'--safetensors adds a .safetensors beside a .pkl --dest (got --dest={dest}); '
+            'for safetensors alone give --dest=NAME.safetensors.')
     try:
         with model_zoo.open_network(source) as f:
             data = load_network_pkl(f, force_fp16=force_fp16, trust=trust_pickle)

@@ -20,7 +20,8 @@ import torch
 
 import dnnlib
 from torch_utils import distributed
-from training import model_zoo, precision, presets, run_dirs
+from training import compile as speed
+from training import model_zoo, precision, presets, run_dirs, safe_load
 
 #----------------------------------------------------------------------------
 
@@ -107,7 +108,7 @@ def _dataset_options(args, opts):
     """Training set and data loader; returns (run description, resolution)."""
     if opts.data is None:
         raise UserError('--data is required: a dataset zip or folder made with dataset_tool.py')
-    args.training_set_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=opts.data, use_labels=True, max_size=None, xflip=False)
+    args.training_set_kwargs = dnnlib.EasyDict(class_name=safe_load.DATASET_CLASS, path=opts.data, use_labels=True, max_size=None, xflip=False)
     num_workers = opts.workers if opts.workers is not None else 3 if torch.cuda.is_available() else 1
     args.data_loader_kwargs = dnnlib.EasyDict(pin_memory=True, num_workers=num_workers, prefetch_factor=2)
     training_set = open_dataset(args.training_set_kwargs)
@@ -260,8 +261,8 @@ def _resume_options(args, opts):
         desc += '-resumecustom'
         args.resume_pkl = opts.resume
         args.resume_partial = opts.resume_partial
-        if not _has_training_state(opts.resume): # Transfer learning (published): ADA reacts faster,
-            args.ada_kimg = 100                  # and the loaded G_ema keeps its half-life.
+        if opts.resume_partial or not _has_training_state(opts.resume): # Transfer learning (published; a partial
+            args.ada_kimg = 100     # load starts fresh too): ADA reacts faster, the loaded G_ema keeps its half-life.
             args.ema_rampup = None
     elif opts.resume_partial:
         raise UserError('--resume-partial needs --resume')
@@ -301,13 +302,18 @@ def _has_training_state(pkl):
     return state is not None and os.path.isfile(state)
 
 def _check_resume_path(resume):
-    if not re.match(r'^[a-z]+://', resume) and not os.path.isfile(resume) and resume not in model_zoo.load_models():
+    if re.match(r'^[a-z]+://', resume) or os.path.isfile(resume):
+        return
+    try:
+        known = model_zoo.load_models()
+    except model_zoo.ModelListError as err:
+        raise UserError(f'--resume: {err}') from None
+    if resume not in known:
         raise UserError(f'--resume: no such file {resume!r} (nor a model name of docs/models.md)')
 
 def _load_resume_networks(resume):
     """G and D of the snapshot to resume (their architecture is trained on)."""
     _check_resume_path(resume)
-    from training import safe_load
     try:
         with model_zoo.open_network(resume) as f:
             data = safe_load.load_network_pkl(f)
@@ -397,7 +403,7 @@ def next_run_dir(outdir, desc):
 @click.option('--nobench', help='Disable cuDNN benchmarking', type=bool, default=False, show_default=True, metavar='BOOL')
 @click.option('--allow-tf32', '--allow_tf32', 'allow_tf32', help='Allow PyTorch to use TF32 internally', type=bool, default=False, show_default=True, metavar='BOOL')
 @click.option('--precision', help='Mixed precision of the --fp32=false blocks: auto = on CUDA only; reduced = also bfloat16 on the CPU (fast with AMX)', type=click.Choice(precision.PRECISIONS), default='auto', show_default=True)
-@click.option('--compile', 'torch_compile', help='torch.compile G and D (auto: on CUDA only; on: also on the CPU, needs g++)', type=click.Choice(['auto', 'on', 'off']), default='auto', show_default=True)
+@click.option('--compile', 'torch_compile', help='torch.compile G and D (auto: on CUDA only; on: also on the CPU, needs g++)', type=click.Choice(speed.COMPILE_CHOICES), default='auto', show_default=True)
 @click.option('--workers', help='Number of DataLoader workers  [default: 3 with CUDA, else 1]', type=click.IntRange(min=0), metavar='INT')
 # Styleformer generator shape (default: --cfg's, or the --resume snapshot's).
 @click.option('--g_dict', '--g-dict', 'g_dict', help='Hidden size of the transformer per resolution', type=CommaSeparatedList())

@@ -68,7 +68,6 @@ def _training_args(side, config, data, batch):
     if side == 'ours':
         from train import setup_training_options
         _desc, args = setup_training_options(**options)
-        args.torch_compile = 'off'
         return args
     from train import setup_training_loop_kwargs # pylint: disable=import-error
     _desc, args = setup_training_loop_kwargs(**options)

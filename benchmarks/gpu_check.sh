@@ -14,7 +14,8 @@ step 120 python3 -m pytest -q -p no:cacheprovider tests/test_ops.py -k "plugin o
 step 40  python3 benchmarks/bench_ops.py
 step 100 python3 benchmarks/bench_networks.py --device cuda --configs cifar10-32 --iters 5 --warmup 2
 step 50  python3 benchmarks/bench_training.py --device cuda --configs styleformer-cifar10 --steps 8 --compile off
-# torch.compile (inductor, CUDA graphs via reduce-overhead, fused Adam): agreement, then speed.
+# torch.compile: agreement with the reference cases (tests/test_compile.py builds on the CPU, so this checks the
+# inductor install there), then the CUDA speed path (CUDA graphs via reduce-overhead, fused Adam) in the benchmark.
 step 150 python3 -m pytest -q -p no:cacheprovider tests/test_compile.py -m "not slow"
 step 180 python3 benchmarks/bench_training.py --device cuda --configs styleformer-cifar10 --steps 8 --compile on
 # Real training until the time cap; SIGTERM makes train.py write a final snapshot.

@@ -401,7 +401,7 @@ def _progress_bar(url, total, verbose):
 def _is_name_resolution_error(err):
     # requests wraps it: ConnectionError(MaxRetryError(reason=NameResolutionError)).
     reason = getattr(err.args[0], 'reason', None) if isinstance(err, requests.ConnectionError) and err.args else None
-    return isinstance(reason, urllib3.exceptions.NameResolutionError)
+    return isinstance(reason, getattr(urllib3.exceptions, 'NameResolutionError', ()))  # urllib3 2.x names it.
 
 
 def _is_retryable(err):

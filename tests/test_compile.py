@@ -28,9 +28,11 @@ def one_thread():
 def compile_cache(tmp_path_factory):
     """A cache of our own: results must not depend on what an earlier run left behind."""
     previous = os.environ.get('TORCHINDUCTOR_CACHE_DIR')
+    flags = torch._inductor.config.fx_graph_cache, torch._functorch.config.enable_autograd_cache # pylint: disable=protected-access
     speed.use_compile_cache(str(tmp_path_factory.mktemp('inductor')))
     torch._dynamo.reset() # pylint: disable=protected-access
     yield
+    torch._inductor.config.fx_graph_cache, torch._functorch.config.enable_autograd_cache = flags # pylint: disable=protected-access
     if previous is None:
         del os.environ['TORCHINDUCTOR_CACHE_DIR']
     else:

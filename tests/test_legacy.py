@@ -239,3 +239,14 @@ def test_stylegan2_generator_fused_and_separate_modconv_agree(architecture):
     assert not torch.allclose(fused, no_noise, atol=1e-4)
     with pytest.raises(ValueError, match='noise_mode'):
         G.synthesis(ws, noise_mode='bogus')
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--dest={tmp}/out.pkl', '--onnx-dynamic-batch'], '--onnx-dynamic-batch apply to an .onnx --dest only'),
+    (['--dest={tmp}/out.safetensors', '--onnx-trunc=input'], '--onnx-trunc apply to an .onnx --dest only'),
+    (['--dest={tmp}/g.onnx', '--safetensors'], '--safetensors adds a .safetensors beside a .pkl --dest'),
+])
+def test_options_that_do_not_apply_to_the_destination_are_refused(tmp_path, args, message):
+    result = CliRunner().invoke(legacy.convert_network_pickle, ['--source=unused.pkl'] + [a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not any(tmp_path.iterdir())  # Refused before anything is read or written.

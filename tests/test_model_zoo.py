@@ -214,7 +214,7 @@ def test_offline_message_names_url_and_cache_path(tmp_path, monkeypatch):
 
 def test_tools_take_model_names(zoo, g_small, tmp_path):
     """generate.py and legacy.py with --network / --source given as a model name (the others share
-    generate.load_network, calc_metrics.py and training_loop.py call model_zoo.open_network too)."""
+    cli.load_network, calc_metrics.py and training_loop.py call model_zoo.open_network too)."""
     result = CliRunner().invoke(generate.generate_images_cmd, ['--network=tiny-verified', '--seeds=3',
         f'--outdir={tmp_path}/out', '--device=cpu'])
     assert result.exit_code == 0, result.output

@@ -95,6 +95,10 @@ def test_resume_latest_and_keep_options(fashion_zip, tmp_path):
     assert result.exit_code == 0, result.output
     assert options['resume_pkl'] == newest and options['keep_snapshots'] == 3
     assert options['ema_rampup'] is not None  # Its training state is beside it: an exact resume.
+    # A partial load starts fresh optimizers and counters, so it gets the transfer-learning settings.
+    result, options = dry_run(f'--outdir={outdir}', f'--data={fashion_zip}', '--resume=latest', '--resume-partial', '--depth=32')
+    assert result.exit_code == 0 and options['resume_partial'], result.output
+    assert options['ema_rampup'] is None and options['ada_kimg'] == 100
 
     _result, options = dry_run(f'--outdir={outdir}', f'--data={fashion_zip}')
     assert 'keep_snapshots' not in options and 'resume_pkl' not in options

@@ -13,6 +13,8 @@ The export uses torch's current exporter (torch.export, then onnxscript) at opse
 in float32 with the reference (pure PyTorch) ops.
 """
 
+import copy
+
 import numpy as np
 import torch
 
@@ -67,7 +69,7 @@ def export_onnx(G, path, batch_size=1, dynamic_batch=False, truncation_psi=1.0, 
         raise ExportError(f'The batch size must be at least 1, got {batch_size}.')
     if truncation_psi is None and getattr(G.mapping, 'w_avg', None) is None:
         raise ExportError('psi as an input needs the running average of W (w_avg), which this mapping network lacks.')
-    G = G.cpu().float().eval().requires_grad_(False)  # Float32 with the reference ops, as every runtime has them.
+    G = copy.deepcopy(G).cpu().float().eval().requires_grad_(False)  # Float32 with the reference ops; the caller's G is left as it is.
     psi_input = truncation_psi is None
     names = input_names(G, psi_input)
     # torch.export treats a traced size of 1 as a constant, so a dynamic batch is traced with 2.
