@@ -202,7 +202,6 @@ def test_distributed_single_process_defaults(monkeypatch):
     assert (distributed.get_rank(), distributed.get_world_size(), distributed.get_local_rank()) == (0, 1, 0)
     assert distributed.device().type == ('cuda' if torch.cuda.is_available() else 'cpu')
     x = torch.arange(6.0).reshape(3, 2)
-    assert torch.equal(distributed.all_reduce_mean(x), x)
     assert torch.equal(distributed.all_gather_cat(x), x)
     assert torch.equal(distributed.all_reduce_sum(x), x)
     assert distributed.any_rank(True) is True and distributed.any_rank(0) is False
@@ -233,7 +232,7 @@ WORKER = textwrap.dedent('''
     training_stats.report('T/x', torch.tensor([10.0 * rank, 10.0 * rank + 1]))
     training_stats.report0('T/only0', 5.0 + rank)
     collector.update()
-    mean = distributed.all_reduce_mean(torch.tensor([float(rank), 2.0 * rank + 1]))
+    total = distributed.all_reduce_sum(torch.tensor([float(rank), 2.0 * rank + 1]))
     gathered = distributed.all_gather_cat(torch.full([rank + 1, 2], float(rank)))
     torch.manual_seed(0)
     net = torch.nn.Linear(3, 2)
@@ -250,7 +249,7 @@ WORKER = textwrap.dedent('''
     net.weight.grad = torch.full_like(net.weight, float(rank + 1))
     distributed.average_gradients([net.weight, net.bias], num_rounds=2)
     print(json.dumps(dict(rank=rank, world_size=distributed.get_world_size(), stats=collector.as_dict(),
-        mean=mean.tolist(), gathered=gathered.tolist(), mismatch=mismatch, bias=net.bias.tolist(),
+        total=total.tolist(), gathered=gathered.tolist(), mismatch=mismatch, bias=net.bias.tolist(),
         grad=net.weight.grad.flatten().tolist(), bias_grad=net.bias.grad is None,
         any1=distributed.any_rank(rank == 1), any_none=distributed.any_rank(False),
         summed=distributed.all_reduce_sum(torch.tensor([rank + 1.0])).tolist())))
@@ -281,7 +280,7 @@ def test_two_process_gloo_reduction():
         assert res['stats']['T/x']['mean'] == pytest.approx(x.mean())
         assert res['stats']['T/x']['std'] == pytest.approx(x.std())
         assert res['stats']['T/only0'] == {'num': 1, 'mean': 5.0, 'std': 0.0}
-        assert res['mean'] == [0.5, 2.0]
+        assert res['total'] == [1.0, 4.0]
         assert res['gathered'] == [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
     assert results[0]['mismatch'] is None  # Rank 0 is the reference.
     assert 'Linear.bias' in results[1]['mismatch']

@@ -106,16 +106,6 @@ def all_reduce_sum(tensor):
     return reduced.to(tensor.device)
 
 
-def all_reduce_mean(tensor):
-    """The element-wise mean of `tensor` over all ranks, as a new tensor on tensor's device
-    (the tensor itself for a single process)."""
-    if get_world_size() == 1:
-        return tensor
-    if not tensor.is_floating_point():
-        tensor = tensor.to(torch.float64)  # Integer means would be truncated.
-    return all_reduce_sum(tensor) / get_world_size()
-
-
 def all_gather_cat(tensor):
     """Concatenate `tensor` from all ranks along dim 0, in rank order. The ranks may hold
     different numbers of rows (e.g. a last, smaller batch); other dimensions must agree."""
