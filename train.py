@@ -21,7 +21,7 @@ import torch
 import dnnlib
 from torch_utils import distributed
 from training import compile as speed
-from training import model_zoo, precision, presets, run_dirs, safe_load
+from training import model_zoo, precision, presets, run_dirs, safe_load, snapshot
 
 #----------------------------------------------------------------------------
 
@@ -261,7 +261,7 @@ def _resume_options(args, opts):
         desc += '-resumecustom'
         args.resume_pkl = opts.resume
         args.resume_partial = opts.resume_partial
-        if opts.resume_partial or not _has_training_state(opts.resume): # Transfer learning (published; a partial
+        if opts.resume_partial or not snapshot.has_training_state(opts.resume): # Transfer learning (published; a partial
             args.ada_kimg = 100     # load starts fresh too): ADA reacts faster, the loaded G_ema keeps its half-life.
             args.ema_rampup = None
     elif opts.resume_partial:
@@ -295,11 +295,6 @@ SHAPE_OPTIONS = ['g_dict', 'num_layers', 'depth', 'minimum_head', 'linformer']
 
 def _shape_given(opts):
     return any(opts[name] is not None for name in SHAPE_OPTIONS)
-
-def _has_training_state(pkl):
-    from training import snapshot
-    state = snapshot.training_state_path_for(pkl) if os.path.isfile(pkl) else None
-    return state is not None and os.path.isfile(state)
 
 def _check_resume_path(resume):
     if re.match(r'^[a-z]+://', resume) or os.path.isfile(resume):
@@ -343,7 +338,7 @@ def _easydicts(value):
 
 def run_training(args):
     """The work of one rank, inside its process group (see distributed.launch)."""
-    from training import snapshot, training_loop
+    from training import training_loop
     rank = distributed.get_rank()
     logger = dnnlib.util.Logger(file_name=os.path.join(args.run_dir, 'log.txt') if rank == 0 else None, file_mode='a', should_flush=True)
     if rank != 0:

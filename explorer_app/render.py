@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from training.attention_overlay import overlay, query_token_weights
-from training.tools import seeds_to_z, synthesize, to_uint8
+from training.tools import make_labels, seeds_to_z, synthesize, to_uint8
 
 NOISE_MODES = ('const', 'random', 'none')
 MAX_SEED = 2**32 - 1            # numpy's RandomState accepts seeds up to this.
@@ -72,15 +72,9 @@ class Renderer:
         if view.mix_seed is not None and (not view.mix_styles or not all(0 <= i < self.G.num_ws for i in view.mix_styles)):
             raise ValueError(f'Style mixing needs layers (w indices) in 0..{self.G.num_ws - 1}.')
 
-    def _label(self, view):
-        label = torch.zeros([1, self.G.c_dim], device=self.device)
-        if view.class_idx is not None:
-            label[:, view.class_idx] = 1
-        return label
-
     def _ws(self, view):
         """(ws [1, num_ws, w_dim], noise seed) of a view, as generate.py or style_mixing.py compute them."""
-        label = self._label(view)
+        label = make_labels(self.G, view.class_idx, 1, self.device)  # check() has vetted the class.
         if view.mix_seed is None:
             return self.G.mapping(seeds_to_z([view.seed], self.G.z_dim, self.device), label, truncation_psi=view.psi), view.seed
         seeds = list(dict.fromkeys([view.seed, view.mix_seed]))

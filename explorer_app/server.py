@@ -14,14 +14,13 @@ import io
 import os
 import time
 
-import PIL.Image
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from explorer_app.render import View
-from training.tools import parse_range
+from training.tools import parse_range, save_image
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
 
@@ -30,7 +29,7 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
 def png_bytes(image):
     """uint8 [H, W, C] with C = 1 or 3 -> PNG file contents."""
     buffer = io.BytesIO()
-    PIL.Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).save(buffer, format='PNG')
+    save_image(image, buffer)
     return buffer.getvalue()
 
 

@@ -58,12 +58,16 @@ def save_snapshot(run_dir, kimg, snapshot_data, training_state):
     atomic_write(pkl_path, lambda f: pickle.dump(snapshot_data, f))
     return pkl_path
 
+def has_training_state(pkl_path):
+    """Whether a training-state file lies beside the network snapshot `pkl_path`."""
+    state_path = training_state_path_for(pkl_path)
+    return state_path is not None and os.path.isfile(state_path)
+
 def load_training_state(pkl_path):
     """The training state saved beside `pkl_path`, or None (e.g. a published snapshot)."""
-    state_path = training_state_path_for(pkl_path)
-    if state_path is None or not os.path.isfile(state_path):
+    if not has_training_state(pkl_path):
         return None
-    return torch.load(state_path, map_location="cpu", weights_only=True)
+    return torch.load(training_state_path_for(pkl_path), map_location="cpu", weights_only=True)
 
 #----------------------------------------------------------------------------
 

@@ -88,11 +88,11 @@ def to_uint8(img, drange=(-1, 1)):
 
 
 def save_image(array, path):
-    """Save a uint8 [H, W, C] array with C = 1 (grayscale) or 3 (RGB) as PNG."""
+    """Save a uint8 [H, W, C] array with C = 1 (grayscale) or 3 (RGB) as PNG to a path or binary file object."""
     if array.shape[2] == 1:
-        PIL.Image.fromarray(array[:, :, 0], 'L').save(path)
+        PIL.Image.fromarray(array[:, :, 0], 'L').save(path, format='PNG')
     elif array.shape[2] == 3:
-        PIL.Image.fromarray(array, 'RGB').save(path)
+        PIL.Image.fromarray(array, 'RGB').save(path, format='PNG')
     else:
         raise ValueError(f'Cannot save an image with {array.shape[2]} channels as PNG (1 or 3 needed).')
 
