@@ -209,15 +209,19 @@ def test_reduced_precision_path_on_cpu():
 
 
 def test_precision_modes_and_the_published_keyword():
-    # D's reduced blocks on the CPU: 'auto' stays float32, 'reduced' runs bfloat16 (the CPU's fast reduced dtype); force_fp32 maps onto both.
+    # D's reduced blocks on the CPU: 'auto' stays float32, 'reduced' runs bfloat16 (the CPU's fast reduced dtype)
+    # in channels-last (oneDNN's faster layout); force_fp32 maps onto both.
     D = Discriminator(c_dim=0, img_resolution=16, img_channels=3, channel_base=256, channel_max=32, num_fp16_res=1, conv_clamp=256)
     seen = []
-    D.b16.register_forward_hook(lambda module, args, output: seen.append(output[0].dtype))
+    def record(_module, _args, output):
+        x = output[0]
+        seen.append((x.dtype, x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()))
+    D.b16.register_forward_hook(record)
     img = torch.randn(4, 3, 16, 16)
     with torch.no_grad():
         for kwargs in [{}, dict(precision='full'), dict(force_fp32=True), dict(precision='reduced'), dict(force_fp32=False)]:
             D(img, None, **kwargs)
-    assert seen == [torch.float32] * 3 + [torch.bfloat16] * 2
+    assert seen == [(torch.float32, False)] * 3 + [(torch.bfloat16, True)] * 2
     with pytest.raises(ValueError, match='precision must be one of'):
         D(img, None, precision='half')
 

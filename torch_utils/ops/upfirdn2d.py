@@ -141,26 +141,25 @@ def _upfirdn2d_ref(x, f, spec):
     px0, px1, py0, py1 = spec['padding']
 
     # Zero insertion: each pixel followed by up-1 zeros along each axis.
-    x = x.reshape([batch, channels, in_h, 1, in_w, 1])
-    x = torch.nn.functional.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
-    x = x.reshape([batch, channels, in_h * upy, in_w * upx])
+    if upx > 1 or upy > 1:
+        x = x.reshape([batch, channels, in_h, 1, in_w, 1])
+        x = torch.nn.functional.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
+        x = x.reshape([batch, channels, in_h * upy, in_w * upx])
 
     # Pad with zeros, then crop where the padding is negative.
     x = torch.nn.functional.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
     x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
 
-    # conv2d correlates, so flip the filter to convolve (unless asked not to).
+    # conv2d correlates, so flip the filter to convolve (unless asked not to). Downsampling is
+    # the convolution's stride: only the kept outputs are computed.
     f = f.to(x.dtype) * (spec['gain'] ** (f.ndim / 2))
     if not spec['flip_filter']:
         f = f.flip(list(range(f.ndim)))
     f = f[None, None].repeat([channels, 1] + [1] * f.ndim)
     if f.ndim == 4:
-        x = torch.nn.functional.conv2d(x, f, groups=channels)
-    else:
-        x = torch.nn.functional.conv2d(x, f.unsqueeze(2), groups=channels)
-        x = torch.nn.functional.conv2d(x, f.unsqueeze(3), groups=channels)
-
-    return x[:, :, ::downy, ::downx]
+        return torch.nn.functional.conv2d(x, f, groups=channels, stride=[downy, downx])
+    x = torch.nn.functional.conv2d(x, f.unsqueeze(2), groups=channels, stride=[1, downx])
+    return torch.nn.functional.conv2d(x, f.unsqueeze(3), groups=channels, stride=[downy, 1])
 
 
 # ----------------------------------------------------------------------------
