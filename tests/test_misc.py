@@ -205,6 +205,8 @@ def test_distributed_single_process_defaults(monkeypatch):
     assert torch.equal(distributed.all_gather_cat(x), x)
     assert torch.equal(distributed.all_reduce_sum(x), x)
     assert distributed.any_rank(True) is True and distributed.any_rank(0) is False
+    vote = distributed.AnyRankVote()
+    assert [vote.poll(flag) for flag in [False, True, False]] == [False, True, False]  # One process: no lag.
     net = torch.nn.Linear(2, 1)
     distributed.check_consistency(net)  # Single process: nothing to compare.
     distributed.broadcast_module(net)
@@ -248,11 +250,13 @@ WORKER = textwrap.dedent('''
     distributed.broadcast_module(net)
     net.weight.grad = torch.full_like(net.weight, float(rank + 1))
     distributed.average_gradients([net.weight, net.bias], num_rounds=2)
+    vote = distributed.AnyRankVote()
+    votes = [vote.poll(rank == 1 and step == 1) for step in range(4)]
     print(json.dumps(dict(rank=rank, world_size=distributed.get_world_size(), stats=collector.as_dict(),
         total=total.tolist(), gathered=gathered.tolist(), mismatch=mismatch, bias=net.bias.tolist(),
         grad=net.weight.grad.flatten().tolist(), bias_grad=net.bias.grad is None,
         any1=distributed.any_rank(rank == 1), any_none=distributed.any_rank(False),
-        summed=distributed.all_reduce_sum(torch.tensor([rank + 1.0])).tolist())))
+        summed=distributed.all_reduce_sum(torch.tensor([rank + 1.0])).tolist(), votes=votes)))
     distributed.shutdown()
 ''')
 
@@ -288,6 +292,7 @@ def test_two_process_gloo_reduction():
     for res in results:
         assert res['grad'] == [0.75] * 6  # (1 + 2) / (2 ranks * 2 rounds).
         assert res['bias_grad']  # No gradient stays none.
+        assert res['votes'] == [False, False, True, False]  # Rank 1's step-1 request, seen by all at step 2.
         assert res['any1'] is True and res['any_none'] is False
         assert res['summed'] == [3.0]
 

@@ -134,6 +134,37 @@ def any_rank(flag):
     torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
     return bool(value.item())
 
+class AnyRankVote:
+    """any_rank() for a flag polled every training step without stalling the step: each
+    poll starts the all-reduce of this step's flag and returns the outcome of the previous
+    poll, so every rank sees a request one step after it was made, at the same step. The host
+    waits only for the previous step's all-reduce (long finished on a GPU), never for the
+    work it has just queued. One process: the flag itself, at once."""
+
+    def __init__(self):
+        self._pending = None  # (host copy of the last vote, CUDA event after its copy or None).
+
+    def poll(self, flag):
+        if get_world_size() == 1:
+            return bool(flag)
+        outcome = False
+        if self._pending is not None:
+            host, ready = self._pending
+            if ready is not None:
+                ready.synchronize()
+            outcome = bool(host.item())
+        value = torch.tensor(float(bool(flag)), device=device())
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX, async_op=True).wait()  # NCCL: a stream wait, not a host one.
+        ready = None
+        if value.is_cuda:
+            host = value.to('cpu', non_blocking=True)
+            ready = torch.cuda.Event()
+            ready.record()
+        else:
+            host = value
+        self._pending = (host, ready)
+        return outcome
+
 #----------------------------------------------------------------------------
 # Keeping the networks of all ranks identical.
 

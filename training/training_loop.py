@@ -181,6 +181,7 @@ def training_loop(
     distributed.print0(f'Training for {total_kimg} kimg...\n')
     stop = StopRequest()
     stop.install()
+    stop_vote = distributed.AnyRankVote() # Several processes: a signal takes effect one step later.
     last_snapshot_pkl = resume_pkl
     if progress_fn is not None:
         progress_fn(state.cur_nimg // 1000, total_kimg)
@@ -215,7 +216,7 @@ def training_loop(
 
             # Maintenance once per tick (and right after the first iteration).
             done = state.cur_nimg >= total_kimg * 1000
-            interrupted = distributed.any_rank(stop.requested)
+            interrupted = stop_vote.poll(stop.requested)
             if not done and not interrupted and state.cur_tick != 0 and state.cur_nimg < state.tick_start_nimg + kimg_per_tick * 1000:
                 continue
             timer.end_tick()
