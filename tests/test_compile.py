@@ -39,26 +39,61 @@ def compile_cache(tmp_path_factory):
         os.environ['TORCHINDUCTOR_CACHE_DIR'] = previous
 
 needs_backend = pytest.mark.skipif(speed.backend_problem('cpu') is not None, reason='no C++ compiler for inductor')
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available() or speed.backend_problem('cuda') is not None,
+    reason='needs a CUDA GPU and Triton')
+# What training compiles for each device (CUDA: CUDA graphs through reduce-overhead).
+DEVICES = ['cpu', pytest.param('cuda', marks=needs_cuda)]
+MODES = {'cpu': None, 'cuda': 'reduce-overhead'}
+
+@pytest.fixture
+def no_tf32():
+    """The reference outputs are float32: TF32 matmuls and convolutions would be 1e-3 off."""
+    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+
+def _build_on(name, device):
+    net, io = _build(name)
+    return net.to(device), {key: value.to(device) for key, value in io.items()}
 
 # Compiling takes tens of seconds per network on 2 cores: the larger cases run with the slow tests.
 def _slow_unless(name, fast):
     return name if name == fast else pytest.param(name, marks=pytest.mark.slow)
 
 @needs_backend
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('name', [_slow_unless(name, 'g_small') for name in G_CASES])
-def test_compiled_generator_matches_reference(name):
-    G, io = _build(name)
-    compiled = speed.CompiledGenerator(G, mode=None)
+def test_compiled_generator_matches_reference(name, device, no_tf32):
+    G, io = _build_on(name, device)
+    compiled = speed.CompiledGenerator(G, mode=MODES[device])
     with torch.no_grad():
         _assert_close(compiled.mapping(io['z'], io['c'], truncation_psi=0.7), io['ws'], f'{name} ws (compiled)')
-        _assert_close(compiled.synthesis(io['ws'], noise_mode='const'), io['img'], f'{name} img (compiled)')
+        _assert_close(compiled.synthesis(io['ws'], noise_mode='const', precision='full'), io['img'], f'{name} img (compiled)')
 
 @needs_backend
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('name', D_CASES)
-def test_compiled_discriminator_matches_reference(name):
-    D, io = _build(name)
+def test_compiled_discriminator_matches_reference(name, device, no_tf32):
+    D, io = _build_on(name, device)
     with torch.no_grad():
-        _assert_close(torch.compile(D, dynamic=False)(io['img'], io['c']), io['logits'], f'{name} logits (compiled)')
+        logits = torch.compile(D, dynamic=False, mode=MODES[device])(io['img'], io['c'], precision='full')
+        _assert_close(logits, io['logits'], f'{name} logits (compiled)')
+
+@needs_cuda
+def test_compiled_reduced_precision_matches_eager_on_cuda():
+    """Training's default on CUDA: the marked blocks in bfloat16 (G) and float16 (D), compiled
+    with CUDA graphs, against the same eager networks (rounding-level agreement)."""
+    G, io = _build_on('g_small', 'cuda')
+    D, d_io = _build_on(D_CASES[0], 'cuda')
+    compiled = speed.CompiledNetworks(G, D, 'cuda')
+    runs = [('img', lambda net: net.synthesis(io['ws'], noise_mode='const'), G, compiled.G),
+            ('logits', lambda net: net(d_io['img'], d_io['c']), D, compiled.D)]
+    with torch.no_grad():
+        for what, run, eager, fast in runs:
+            expected = run(eager)
+            err = (run(fast) - expected).abs().max().item() / expected.abs().max().item() # Read before the next graph replays.
+            assert err < 2e-2, f'{what}: relative max error {err:.3g}'
 
 @needs_backend
 @pytest.mark.slow
