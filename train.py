@@ -285,8 +285,12 @@ def _performance_options(args, opts):
         args.allow_tf32 = True
     args.torch_compile = opts.torch_compile
     args.loss_kwargs.precision = opts.precision
-    if opts.precision == 'reduced' and not torch.cuda.is_available() and not precision.cpu_has_fast_bfloat16():
+    on_cpu = not torch.cuda.is_available()
+    if opts.precision == 'reduced' and on_cpu and not precision.cpu_has_fast_bfloat16():
         print('Note: this CPU has no bfloat16 matrix hardware (AMX or AVX-512 BF16); --precision=reduced will be slow here.')
+    if opts.precision == 'auto' and not opts.fp32 and on_cpu and precision.cpu_has_fast_bfloat16():
+        print('Note: this CPU has bfloat16 matrix hardware; --precision=reduced runs the mixed-precision blocks in bfloat16, '
+              'about 2-3x faster here (the default keeps the CPU in float32).')
 
 #----------------------------------------------------------------------------
 # Resuming.

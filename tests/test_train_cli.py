@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 import train
@@ -187,3 +188,20 @@ def test_metric_defaults(fashion_zip):
     assert dry_run_options(dict(data=fashion_zip, cfg='cifar'))[1]['metrics'] == ['fid50k_full']
     assert dry_run_options(dict(data=fashion_zip, cfg='tiny'))[1]['metrics'] == []
     assert dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=['fid2k']))[1]['metrics'] == ['fid2k']
+
+@pytest.mark.parametrize('fast_bf16, options, note', [
+    (True, {}, '--precision=reduced runs the mixed-precision blocks in bfloat16'),  # The fast path, pointed out.
+    (True, dict(fp32=True), None),                                                 # Nothing to speed up.
+    (True, dict(precision='reduced'), None),                                       # Already asked for.
+    (False, {}, None),
+    (False, dict(precision='reduced'), 'no bfloat16 matrix hardware'),             # Asked for, and slow here.
+])
+def test_cpu_precision_notes(fashion_zip, monkeypatch, capsys, fast_bf16, options, note):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(train.precision, 'cpu_has_fast_bfloat16', lambda: fast_bf16)
+    dry_run_options(dict(data=fashion_zip, cfg='tiny', **options))
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith('Note: this CPU')]
+    if note is None:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and note in notes[0]
