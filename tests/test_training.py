@@ -122,6 +122,44 @@ def test_path_length_regularization_runs_and_pl_mean_moves(fashion_zip):
     assert means[0] > 0 and means[1] > means[0] and means[2] > means[1] # pl_mean EMA moves away from 0.
     assert not bool(loss.nonfinite)
 
+def test_a_training_step_reads_nothing_back_from_the_device(fashion_zip, monkeypatch):
+    """What a step does (all four phases with the augment pipe's colour transforms, the
+    optimizer, the EMA, the ADA controller) never reads a tensor on the host: on a GPU each
+    read would make the host wait for the work it has queued. Checked on the CPU by making
+    every reading method raise. (The geometric transforms read their padding, as published.)"""
+    from training.augment import AdaController
+    from training.loss import StyleGAN2Loss
+    from training import compile as speed
+    args = tiny_options(fashion_zip)
+    args.G_kwargs.synthesis_kwargs.update(G_dict=[16, 16], num_layers=[1, 1])
+    torch.manual_seed(0)
+    G = dnnlib.util.construct_class_by_name(**args.G_kwargs, c_dim=0, img_resolution=16, img_channels=1).train()
+    D = dnnlib.util.construct_class_by_name(**args.D_kwargs, c_dim=0, img_resolution=16, img_channels=1).train()
+    G_ema = copy.deepcopy(G).eval()
+    pipe = dnnlib.util.construct_class_by_name(class_name='training.augment.AugmentPipe', brightness=1, contrast=1, saturation=1)
+    pipe.p.fill_(0.5)
+    ada = AdaController(pipe, batch_size=4, target=0.6, interval=1, ada_kimg=1)
+    loss = StyleGAN2Loss(device=torch.device('cpu'), G=G, D=D, augment_pipe=pipe)
+    adam = speed.fast_optimizer_kwargs(dnnlib.EasyDict(class_name='torch.optim.Adam', lr=1e-3), 'cuda') # Fused, as on a GPU.
+    opts = {net: dnnlib.util.construct_class_by_name(net.parameters(), **adam) for net in (G, D)}
+    reals, z, c = torch.rand([4, 1, 16, 16]) * 2 - 1, torch.randn([4, G.z_dim]), torch.zeros([4, 0])
+
+    def host_read(*_args, **_kwargs):
+        raise AssertionError('a tensor was read on the host inside the step')
+    with monkeypatch.context() as patch:
+        for name in ['item', 'tolist', 'numpy', '__bool__', '__float__', '__int__', '__index__']:
+            patch.setattr(torch.Tensor, name, host_read)
+        for phase, net in [('Gmain', G), ('Greg', G), ('Dmain', D), ('Dreg', D)]:
+            net.requires_grad_(True)
+            loss.accumulate_gradients(phase, real_img=reals, real_c=c, gen_z=z, gen_c=c, gain=1, cur_nimg=0)
+            net.requires_grad_(False)
+            opts[net].step()
+        speed.update_ema(G_ema, G, 0.99)
+        ada.accumulate_sums(*loss.drain_real_signs())
+        ada.step()
+    assert ada.rt is not None and ada.p != 0.5 # The step happened; reading afterwards is fine.
+    assert not bool(loss.nonfinite)
+
 #----------------------------------------------------------------------------
 # The loop.
 

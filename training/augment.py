@@ -227,9 +227,8 @@ class AugmentPipe(torch.nn.Module):
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f'AugmentPipe: expected images [N, C, H, W] with C = 1 (grayscale) or 3 (RGB), '
                 f'got {getattr(images, "shape", type(images))}')
-        if debug_percentile is None and not bool(self.p > 0):
-            return images # Nothing can be drawn; skip the work (ADA starts at p = 0).
         draws = _Draws(images.shape[0], images.device, debug_percentile)
+        originals = images
         images = self._blit(images, draws)
         images = self._geometric(images, draws)
         images = self._color(images, draws)
@@ -240,6 +239,10 @@ class AugmentPipe(torch.nn.Module):
             images = images + torch.randn_like(images) * sigma.to(images.dtype)
         if self.cutout > 0:
             images = self._cutout(images, draws)
+        if debug_percentile is None:
+            # At p = 0 (where ADA starts) every draw is the identity, but resampling is not exact:
+            # return the input itself. A device-side choice, as reading p would stall a GPU.
+            images = torch.where(self.p > 0, images, originals)
         return images
 
     def _blit(self, images, draws):
@@ -433,9 +436,11 @@ class AdaController:
         self.target = target
         self.interval = interval
         self.ada_kimg = ada_kimg
-        self.rt = None      # r_t of the last completed interval (None before the first).
         self._steps = 0     # Steps since the start of training.
         self._tally = None  # float64 [sum of signs, count] since the last adjustment.
+        # r_t of the last completed interval, on the device (NaN before the first): the
+        # adjustment of p never waits for the device; only reading `rt` does.
+        self._rt = torch.full([], float('nan'), dtype=torch.float64, device=augment_pipe.p.device)
 
     @property
     def adaptive(self):
@@ -444,6 +449,12 @@ class AdaController:
     @property
     def p(self):
         return float(self.augment_pipe.p)
+
+    @property
+    def rt(self):
+        """r_t of the last completed interval, or None before the first."""
+        rt = float(self._rt)
+        return None if np.isnan(rt) else rt
 
     def accumulate_sums(self, sign_sum, count):
         """Add the sum of sign(D(real)) over `count` real images."""
@@ -456,23 +467,22 @@ class AdaController:
         self.accumulate_sums(real_logits.detach().sign().sum(), real_logits.numel())
 
     def step(self):
-        """Count one training step; at the end of each interval, update r_t and p. Returns
-        True when p (or, in fixed mode, r_t) was updated."""
+        """Count one training step; at the end of each interval, update r_t and p on the
+        device (unless D saw no reals in it)."""
         self._steps += 1
         if self._steps % self.interval != 0:
-            return False
-        tally = self._tally if self._tally is not None else torch.zeros([2], dtype=torch.float64, device=self.augment_pipe.p.device)
-        tally = distributed.all_reduce_sum(tally)
+            return
+        p = self.augment_pipe.p
+        tally = self._tally if self._tally is not None else torch.zeros([2], dtype=torch.float64, device=p.device)
+        sign_sum, count = distributed.all_reduce_sum(tally).to(p.device)
         self._tally = None
-        sign_sum, count = tally.tolist()
-        if count == 0:
-            return False # D saw no reals this interval (all ranks agree): nothing to go on.
-        self.rt = sign_sum / count
+        seen_reals = count > 0 # The same on all ranks (summed tally).
+        rt = sign_sum / count.clamp(min=1)
+        self._rt = torch.where(seen_reals, rt, self._rt)
         if self.adaptive:
-            adjust = np.sign(self.rt - self.target) * (self.batch_size * self.interval) / (self.ada_kimg * 1000)
-            p = self.augment_pipe.p
-            p.copy_((p + adjust).clamp(0, 1))
-        return True
+            step_size = (self.batch_size * self.interval) / (self.ada_kimg * 1000)
+            adjusted = (p + torch.sign(rt - self.target).to(p.dtype) * step_size).clamp(0, 1)
+            p.copy_(torch.where(seen_reals, adjusted, p))
 
     def state_dict(self):
         """Everything needed to continue exactly: p, the step count, the open tally, r_t."""
@@ -484,6 +494,6 @@ class AdaController:
         p.copy_(torch.as_tensor(state['p']).to(p.device))
         self._steps = int(state['steps'])
         self._tally = None if state['tally'] is None else torch.as_tensor(state['tally'], dtype=torch.float64).to(p.device)
-        self.rt = state['rt']
+        self._rt.fill_(float('nan') if state['rt'] is None else state['rt'])
 
 #----------------------------------------------------------------------------
