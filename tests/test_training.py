@@ -126,7 +126,8 @@ def test_a_training_step_reads_nothing_back_from_the_device(fashion_zip, monkeyp
     """What a step does (all four phases with the augment pipe's colour transforms, the
     optimizer, the EMA, the ADA controller) never reads a tensor on the host: on a GPU each
     read would make the host wait for the work it has queued. Checked on the CPU by making
-    every reading method raise. (The geometric transforms read their padding, as published.)"""
+    every reading method raise, and the augment pipe told that p lives on a GPU (on the CPU it
+    reads p to skip its work at p = 0). The geometric transforms read their padding, as published."""
     from training.augment import AdaController
     from training.loss import StyleGAN2Loss
     from training import compile as speed
@@ -149,6 +150,7 @@ def test_a_training_step_reads_nothing_back_from_the_device(fashion_zip, monkeyp
     with monkeypatch.context() as patch:
         for name in ['item', 'tolist', 'numpy', '__bool__', '__float__', '__int__', '__index__']:
             patch.setattr(torch.Tensor, name, host_read)
+        patch.setattr('training.augment._free_to_read', lambda tensor: False)
         for phase, net in [('Gmain', G), ('Greg', G), ('Dmain', D), ('Dreg', D)]:
             net.requires_grad_(True)
             loss.accumulate_gradients(phase, real_img=reals, real_c=c, gen_z=z, gen_c=c, gain=1, cur_nimg=0)

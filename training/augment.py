@@ -227,6 +227,8 @@ class AugmentPipe(torch.nn.Module):
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f'AugmentPipe: expected images [N, C, H, W] with C = 1 (grayscale) or 3 (RGB), '
                 f'got {getattr(images, "shape", type(images))}')
+        if debug_percentile is None and _free_to_read(self.p) and not bool(self.p > 0):
+            return images # Nothing can be drawn at p = 0 (where ADA starts): skip the work.
         draws = _Draws(images.shape[0], images.device, debug_percentile)
         originals = images
         images = self._blit(images, draws)
@@ -240,8 +242,8 @@ class AugmentPipe(torch.nn.Module):
         if self.cutout > 0:
             images = self._cutout(images, draws)
         if debug_percentile is None:
-            # At p = 0 (where ADA starts) every draw is the identity, but resampling is not exact:
-            # return the input itself. A device-side choice, as reading p would stall a GPU.
+            # At p = 0 every draw is the identity, but resampling is not exact: return the input
+            # itself, chosen on the device where reading p would stall the step.
             images = torch.where(self.p > 0, images, originals)
         return images
 
@@ -400,6 +402,10 @@ class AugmentPipe(torch.nn.Module):
         outside_y = (ys[None, :] - center[:, 1:2]).abs() >= size / 2 # [batch, height]
         keep = outside_x[:, None, None, :] | outside_y[:, None, :, None]
         return images * keep.to(images.dtype)
+
+def _free_to_read(tensor):
+    """Reading a CPU tensor on the host costs nothing; reading a GPU tensor waits for the GPU."""
+    return tensor.device.type == 'cpu'
 
 #----------------------------------------------------------------------------
 
