@@ -80,6 +80,23 @@ def test_compiled_discriminator_matches_reference(name, device, no_tf32):
         logits = torch.compile(D, dynamic=False, mode=MODES[device])(io['img'], io['c'], precision='full')
         _assert_close(logits, io['logits'], f'{name} logits (compiled)')
 
+@pytest.mark.parametrize('device', DEVICES)
+def test_networks_trace_into_one_graph(device):
+    """G and D in training mode, gradients included, trace into one graph each (fullgraph=True
+    fails at a graph break, which would split the CUDA graphs and leave Python between the
+    pieces). On CUDA this also checks that the custom-op plugins stay out of compiled code."""
+    G, io = _build_on('g_small', device)
+    D, d_io = _build_on('d_resnet_cond', device)
+    G.train().requires_grad_(True)
+    D.train().requires_grad_(True)
+    def trace(fn):
+        return torch.compile(fn, fullgraph=True, backend='eager', dynamic=False)
+    ws = trace(G.mapping)(io['z'], io['c'], update_emas=True)
+    img = trace(G.synthesis)(ws)
+    logits = trace(D)(img, d_io['c'])
+    logits.sum().backward()
+    assert all(p.grad is not None for p in D.parameters()) and G.synthesis.b8_0.enc.q_weight.grad is not None
+
 @needs_cuda
 def test_compiled_reduced_precision_matches_eager_on_cuda():
     """Training's default on CUDA: the marked blocks in bfloat16 (G) and float16 (D), compiled

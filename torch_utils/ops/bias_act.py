@@ -34,7 +34,9 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, 
     [-clamp, clamp]. `alpha`/`gain` default to the activation's own values; `clamp=None`
     means no clamping. `impl='cuda'` uses the plugin for CUDA tensors when it builds."""
     spec = _parse_args(x, b, dim, act, alpha, gain, clamp, impl)
-    if impl == 'cuda' and x.is_cuda and _plugin() is not None:
+    # Code under torch.compile takes the reference path: inductor fuses it into one kernel,
+    # whereas the plugin call would split the compiled graph in two.
+    if impl == 'cuda' and x.is_cuda and not torch.compiler.is_compiling() and _plugin() is not None:
         if b is not None and b.dtype != x.dtype:  # Same type promotion as the reference path.
             dtype = torch.result_type(x, b)
             x, b = x.to(dtype), b.to(dtype)

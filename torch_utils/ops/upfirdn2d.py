@@ -46,8 +46,10 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
     `gain`. `up`/`down`: int or [x, y]; `padding`: int, [x, y] or [x0, x1, y0, y1]
     (negative crops); `f`: filter from `setup_filter` (None = identity)."""
     spec = _parse_args(x, f, up, down, padding, flip_filter, gain, impl)
-    # The plugin gives no filter gradients: a trainable filter takes the reference path.
-    if impl == 'cuda' and x.is_cuda and not (f is not None and f.requires_grad) and _plugin() is not None:
+    # The plugin gives no filter gradients: a trainable filter takes the reference path. So
+    # does code under torch.compile, whose graph the plugin call would split.
+    if impl == 'cuda' and x.is_cuda and not (f is not None and f.requires_grad) and not torch.compiler.is_compiling() \
+            and _plugin() is not None:
         return _upfirdn2d_cuda(x, f, spec)
     return _upfirdn2d_ref(x, f, spec)
 
