@@ -31,6 +31,9 @@ CONFIG_DATA = {
     'tiny': (1, 32),                 # The CPU demo config (Fashion-MNIST 32x32).
 }
 
+# Dense bfloat16 peaks (NVIDIA data sheets) by device-name fragment, most specific first.
+DENSE_BF16_TFLOPS = [('H100 PCIe', 756.0), ('H100', 989.0), ('H200', 989.0)]
+
 def make_dataset(folder, channels, resolution, count=64):
     """Random PNGs: throughput does not depend on the pixel values."""
     os.makedirs(folder, exist_ok=True)
@@ -93,7 +96,7 @@ def bench_config(cfg, steps, workdir, batch=None, compile='off'): # pylint: disa
 @click.option('--steps', type=int, default=16, show_default=True, help='Training steps per tick (warm-up tick, then measured tick)')
 @click.option('--batch', type=int, default=None, help='Override the configurations\' batch size')
 @click.option('--threads', type=int, default=None, help='CPU threads (torch.set_num_threads)')
-@click.option('--peak-tflops', type=float, default=None, help='Peak TFLOP/s of the device for model-FLOPs utilisation [default: 989 on an H200 (bf16 dense), else none]')
+@click.option('--peak-tflops', type=float, default=None, help='Peak TFLOP/s of the device for model-FLOPs utilisation [default: bf16 dense peak of an H100/H200, else none]')
 @click.option('--compile', 'compile_', type=click.Choice(['auto', 'on', 'off']), default='auto', show_default=True, help='torch.compile G and D (as train.py --compile)')
 def main(device, configs, steps, batch, threads, peak_tflops, compile_):
     """Measure training throughput of the paper's CIFAR-10 config and the tiny demo config."""
@@ -121,8 +124,8 @@ def main(device, configs, steps, batch, threads, peak_tflops, compile_):
         print(f"{r['cfg']:<22}{r['batch']:>6}{r['G_params']:>11,}{r['D_params']:>11,}{r['sec_per_kimg']:>11.2f}{r['kimg_per_s']:>9.4f}"
               f"{r['kimg_per_s'] * 1000:>9.1f}{r['cpu_sec_per_kimg']:>12.1f}{r['peak_gb']:>9.2f}  {r['peak_kind']}")
     print('(sec/kimg: wall clock; CPU s/kimg: process CPU time over all threads, which a busy machine inflates less)')
-    if peak_tflops is None and 'H200' in where:
-        peak_tflops = 989.0
+    if peak_tflops is None:
+        peak_tflops = next((tflops for name, tflops in DENSE_BF16_TFLOPS if name in where), None)
     for r in results:
         achieved = r['flops_per_img'] * r['kimg_per_s'] * 1000 / 1e12
         mfu = f', MFU {achieved / peak_tflops:.2%} of {peak_tflops:g} TFLOP/s' if peak_tflops else ''
