@@ -403,6 +403,7 @@ class AugmentPipe(torch.nn.Module):
         keep = outside_x[:, None, None, :] | outside_y[:, None, :, None]
         return images * keep.to(images.dtype)
 
+
 def _free_to_read(tensor):
     """Reading a CPU tensor on the host costs nothing; reading a GPU tensor waits for the GPU."""
     return tensor.device.type == 'cpu'
