@@ -76,7 +76,7 @@ class DiscriminatorBlock(torch.nn.Module):
     def forward(self, x, img, precision='auto'):
         device = (x if x is not None else img).device
         dtype = mp.block_dtype(self.use_fp16, device, precision, mp.conv_dtype(device))
-        # oneDNN's bfloat16 convolutions run about 7% faster on channels-last tensors, so the CPU
+        # oneDNN's bfloat16 convolutions run a few percent faster on channels-last tensors, so the CPU
         # uses that format for reduced precision whatever fp16_channels_last says.
         channels_last = dtype != torch.float32 and (self.channels_last or device.type == 'cpu')
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
