@@ -168,8 +168,8 @@ def _network_options(args, opts, resolution):
     shape = _generator_shape(opts, resolution)
     preset = presets.STYLEFORMER_PRESETS.get(opts.cfg, {})
     spec = presets.base_config(opts.cfg, resolution, args.num_gpus)
-    synthesis = dnnlib.EasyDict(depth=shape.depth, minimum_head=shape.minimum_head, num_layers=shape.num_layers, G_dict=shape.g_dict,
-        linformer=shape.linformer)
+    synthesis = dnnlib.EasyDict(channel_base=int(spec.fmaps * 32768), channel_max=512, depth=shape.depth, minimum_head=shape.minimum_head,
+        num_layers=shape.num_layers, G_dict=shape.g_dict, linformer=shape.linformer) # channel_*: unused by G, kept as published.
     if shape.start_res != 8:
         synthesis.start_resolution = shape.start_res
     args.G_kwargs = dnnlib.EasyDict(class_name='training.networks_Generator.Generator', z_dim=preset.get('z_dim', 512), w_dim=preset.get('w_dim', 512),
@@ -250,7 +250,8 @@ def _augmentation_options(args, opts):
         desc += f'-{opts.augpipe}'
     if opts.aug != 'noaug':
         from training.augment import augpipe_specs
-        args.augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **augpipe_specs[opts.augpipe or 'bgc'])
+        linformer = bool(args.G_kwargs.get('synthesis_kwargs', {}).get('linformer', False)) # Published: caps p at 0.7.
+        args.augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', aug_linformer=linformer, **augpipe_specs[opts.augpipe or 'bgc'])
     return desc
 
 def _resume_options(args, opts):
@@ -284,13 +285,14 @@ def _performance_options(args, opts):
     if opts.allow_tf32:
         args.allow_tf32 = True
     args.torch_compile = opts.torch_compile
+    args.round_gradients = opts.accumulation
     args.loss_kwargs.precision = opts.precision
     on_cpu = not torch.cuda.is_available()
     if opts.precision == 'reduced' and on_cpu and not precision.cpu_has_fast_bfloat16():
         print('Note: this CPU has no bfloat16 matrix hardware (AMX or AVX-512 BF16); --precision=reduced will be slow here.')
-    if opts.precision == 'auto' and not opts.fp32 and on_cpu and precision.cpu_has_fast_bfloat16():
+    if opts.precision == 'full' and not opts.fp32 and on_cpu and precision.cpu_has_fast_bfloat16():
         print('Note: this CPU has bfloat16 matrix hardware; --precision=reduced runs the mixed-precision blocks in bfloat16, '
-              'about 2-3x faster here (the default keeps the CPU in float32).')
+              'about 2-3x faster here (the default trains in float32, as published).')
 
 #----------------------------------------------------------------------------
 # Resuming.
@@ -401,8 +403,9 @@ def next_run_dir(outdir, desc):
 @click.option('--nhwc', help='Use NHWC memory format with FP16', type=bool, default=False, show_default=True, metavar='BOOL')
 @click.option('--nobench', help='Disable cuDNN benchmarking', type=bool, default=False, show_default=True, metavar='BOOL')
 @click.option('--allow-tf32', '--allow_tf32', 'allow_tf32', help='Allow PyTorch to use TF32 internally', type=bool, default=False, show_default=True, metavar='BOOL')
-@click.option('--precision', help='Mixed precision of the --fp32=false blocks: auto = on CUDA only; reduced = also bfloat16 on the CPU (fast with AMX)', type=click.Choice(precision.PRECISIONS), default='auto', show_default=True)
-@click.option('--compile', 'torch_compile', help='torch.compile G and D (auto: on CUDA only; on: also on the CPU, needs g++)', type=click.Choice(speed.COMPILE_CHOICES), default='auto', show_default=True)
+@click.option('--precision', help='full = float32 everywhere (published); reduced = the --fp32=false blocks in bfloat16/float16 (departs from the published training); auto = reduced on CUDA only', type=click.Choice(precision.PRECISIONS), default='full', show_default=True)
+@click.option('--accumulation', help='Gradients of several rounds per process: sum (published; the update depends on the process layout) or mean (it does not)', type=click.Choice(['sum', 'mean']), default='sum', show_default=True)
+@click.option('--compile', 'torch_compile', help='torch.compile G and D (auto: off until verified on a GPU; on: compile, not yet verified on a GPU, needs g++ on the CPU)', type=click.Choice(speed.COMPILE_CHOICES), default='auto', show_default=True)
 @click.option('--workers', help='Number of DataLoader workers  [default: 3 with CUDA, else 1]', type=click.IntRange(min=0), metavar='INT')
 # Styleformer generator shape (default: --cfg's, or the --resume snapshot's).
 @click.option('--g_dict', '--g-dict', 'g_dict', help='Hidden size of the transformer per resolution', type=CommaSeparatedList())

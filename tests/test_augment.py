@@ -332,11 +332,24 @@ def test_p_rises_when_d_overfits_and_falls_when_it_underfits():
     history = run_controller(ada, [torch.ones(64, 1)] * 20)
     assert history[:3] == [0, 0, 0] and history[3] == pytest.approx(0.256)
     assert all(b >= a for a, b in zip(history, history[1:]))
-    assert history[-1] == 1 # Clamped.
+    assert history[-1] == pytest.approx(5 * 0.256) # As published, p may pass 1.
     assert ada.rt == 1
     history = run_controller(ada, [-torch.ones(64, 1)] * 20)
-    assert history[3] == pytest.approx(1 - 0.256)
-    assert history[-1] == 0 and ada.rt == -1
+    assert history[3] == pytest.approx(4 * 0.256)
+    assert history[-1] == 0 and ada.rt == -1 # Never below 0.
+
+
+def test_linformer_caps_the_probability_at_0_7():
+    # Published: with aug_linformer the transforms use min(p, 0.7); p itself is kept.
+    images = torch.rand([16, 3, 8, 8]) * 2 - 1
+    outputs = {}
+    for name, p, cap in [('capped', 1.0, True), ('at_0.7', 0.7, False), ('uncapped', 1.0, False)]:
+        pipe = make_pipe(p=p, brightness=1, contrast=1, aug_linformer=cap)
+        torch.manual_seed(3)
+        outputs[name] = pipe(images)
+        assert float(pipe.p) == pytest.approx(p)
+    assert torch.equal(outputs['capped'], outputs['at_0.7'])
+    assert not torch.equal(outputs['capped'], outputs['uncapped'])
 
 
 def test_p_step_size_follows_batch_interval_and_ada_kimg():

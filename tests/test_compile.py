@@ -134,6 +134,7 @@ def test_compiled_generator_gradients_match_eager():
 def test_resolve_compile_policy(monkeypatch, capsys):
     assert speed.resolve_compile('off', 'cpu') is False
     assert speed.resolve_compile('auto', 'cpu') is False # Opt-in on the CPU (minutes of compiling).
+    assert speed.resolve_compile('auto', 'cuda') is False # Eager on CUDA until the compiled path has run on a GPU.
     monkeypatch.setattr(speed.shutil, 'which', lambda _name: None)
     assert speed.resolve_compile('on', 'cpu') is False
     out = capsys.readouterr().out.strip().splitlines()

@@ -212,7 +212,7 @@ def test_distributed_single_process_defaults(monkeypatch):
     distributed.broadcast_module(net)
     net(x).sum().backward()
     expected = net.weight.grad / 3
-    distributed.average_gradients(net.parameters(), num_rounds=3)  # Three rounds of one batch: the mean.
+    distributed.average_gradients(net.parameters(), divisor=3)  # Three rounds of one batch: the mean.
     assert torch.allclose(net.weight.grad, expected)
     distributed.shutdown()
 
@@ -249,7 +249,7 @@ WORKER = textwrap.dedent('''
     distributed.check_consistency(net, ignore_regex=r'Linear\\.bias')
     distributed.broadcast_module(net)
     net.weight.grad = torch.full_like(net.weight, float(rank + 1))
-    distributed.average_gradients([net.weight, net.bias], num_rounds=2)
+    distributed.average_gradients([net.weight, net.bias], divisor=2)
     vote = distributed.AnyRankVote()
     votes = [vote.poll(rank == 1 and step == 1) for step in range(4)]
     print(json.dumps(dict(rank=rank, world_size=distributed.get_world_size(), stats=collector.as_dict(),

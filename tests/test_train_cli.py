@@ -134,13 +134,13 @@ def test_resume_takes_the_snapshots_architecture(fashion_zip, tmp_path):
     assert options.resume_partial is True
 
 def test_misspelt_option_is_an_error(fashion_zip):
-    with pytest.raises(TypeError, match='unknown option.s. gamam; valid: allow_tf32, aug'):
+    with pytest.raises(TypeError, match='unknown option.s. gamam; valid: accumulation, allow_tf32, aug'):
         dry_run_options(dict(data=fashion_zip, gamam=1))
 
-def test_generator_gets_no_options_it_ignores(fashion_zip):
+def test_generator_options_are_recorded_once_and_as_published(fashion_zip):
     _desc, options = dry_run_options(dict(data=fashion_zip, cfg='cifar', metrics=[]))
-    assert 'channel_base' not in options.G_kwargs.synthesis_kwargs and 'channel_max' not in options.G_kwargs.synthesis_kwargs
-    assert options.D_kwargs.channel_base == 32768
+    synthesis = options.G_kwargs.synthesis_kwargs # channel_*: unused by G, but in the published kwargs.
+    assert synthesis.channel_base == options.D_kwargs.channel_base == 32768 and synthesis.channel_max == 512
     for recorded_once in ['G_dict', 'num_layers', 'depth', 'minimum_head', 'linformer']:
         assert recorded_once not in options  # Only in G_kwargs.synthesis_kwargs.
 

@@ -176,18 +176,18 @@ def broadcast_module(module):
         torch.distributed.broadcast(tensor.data, src=0)
 
 
-def average_gradients(params, num_rounds):
-    """Sum gradients over ranks and divide by the number of rounds of the global batch, so
-    that the update equals that of one process running the whole batch. Parameters without a
-    gradient keep none (the optimizer then leaves them alone, as with a single process);
-    which ones have one is the same on every rank."""
+def average_gradients(params, divisor=1):
+    """Average gradients over ranks (as DistributedDataParallel does), and divide them by
+    `divisor` too (the rounds per rank, to average rather than sum a rank's rounds).
+    Parameters without a gradient keep none (the optimizer then leaves them alone, as with a
+    single process); which ones have one is the same on every rank."""
     params = [p for p in params if p.grad is not None]
-    if not params or num_rounds * get_world_size() == 1:  # Nothing to sum or divide.
+    if not params or divisor * get_world_size() == 1:  # Nothing to sum or divide.
         return
     flat = torch.cat([p.grad.flatten() for p in params])
     if get_world_size() > 1:
         torch.distributed.all_reduce(flat)
-    flat /= num_rounds * get_world_size()
+    flat /= divisor * get_world_size()
     for p, g in zip(params, flat.split([p.numel() for p in params])):
         p.grad = g.view_as(p)
 

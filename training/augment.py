@@ -55,6 +55,7 @@ _SYM6 = [0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.0
 # Image-space filtering splits the spectrum into 4 octave bands (lowest first); natural
 # images have roughly 1/f power, which puts 10/13 of the power in the lowest band.
 _NUM_BANDS = 4
+LINFORMER_MAX_P = 0.7 # The published cap of p with Linformer (`aug_linformer`).
 _BAND_POWER = np.array([10, 1, 1, 1]) / 13
 
 def _dilate(f, factor):
@@ -135,13 +136,15 @@ def _mirror_pad(x, left, right, top, bottom):
 #----------------------------------------------------------------------------
 
 class _Draws:
-    """The random numbers of one forward pass, drawn with torch's RNG on the images' device.
-    With a debug percentile q every draw is replaced by its q-quantile and every transform
-    is applied, which shows each transform at a chosen strength."""
+    """The random numbers of one forward pass, drawn with torch's RNG on the images' device,
+    and the probability multiplier `p` they are gated with. With a debug percentile q every
+    draw is replaced by its q-quantile and every transform is applied, which shows each
+    transform at a chosen strength."""
 
-    def __init__(self, batch_size, device, debug_percentile=None):
+    def __init__(self, batch_size, device, p, debug_percentile=None):
         self.batch_size = batch_size
         self.device = device
+        self.p = p
         self.q = None if debug_percentile is None else torch.as_tensor(float(debug_percentile), device=device)
 
     def uniform(self, *shape):
@@ -189,8 +192,9 @@ class AugmentPipe(torch.nn.Module):
     Blitting rearranges pixels exactly. The geometric transforms are one resampling per
     image: inverse affine map, mirror padding, 2x upsampling with an orthogonal wavelet
     lowpass, bilinear grid_sample, filtered 2x downsampling. `p` starts at 1 (as
-    published); the training loop sets it. The random draws use torch's RNG on the images'
-    device, so a seeded generator gives the same augmentations.
+    published); the training loop sets it. `aug_linformer` (published; train.py sets it with
+    --linformer) applies the transforms with min(p, 0.7). The random draws use torch's RNG on
+    the images' device, so a seeded generator gives the same augmentations.
     """
 
     def __init__(self,
@@ -198,9 +202,10 @@ class AugmentPipe(torch.nn.Module):
         scale=0, rotate=0, aniso=0, xfrac=0, scale_std=0.2, rotate_max=1, aniso_std=0.2, xfrac_std=0.125,
         brightness=0, contrast=0, lumaflip=0, hue=0, saturation=0, brightness_std=0.2, contrast_std=0.5, hue_max=1, saturation_std=1,
         imgfilter=0, imgfilter_bands=[1,1,1,1], imgfilter_std=1,
-        noise=0, cutout=0, noise_std=0.1, cutout_size=0.5,
+        noise=0, cutout=0, noise_std=0.1, cutout_size=0.5, aug_linformer=False,
     ):
         super().__init__()
+        self.aug_linformer = bool(aug_linformer) # Published: with Linformer, transforms use min(p, 0.7).
         strengths = dict(xflip=xflip, rotate90=rotate90, xint=xint, scale=scale, rotate=rotate, aniso=aniso, xfrac=xfrac,
             brightness=brightness, contrast=contrast, lumaflip=lumaflip, hue=hue, saturation=saturation,
             imgfilter=imgfilter, noise=noise, cutout=cutout)
@@ -229,7 +234,8 @@ class AugmentPipe(torch.nn.Module):
                 f'got {getattr(images, "shape", type(images))}')
         if debug_percentile is None and _free_to_read(self.p) and not bool(self.p > 0):
             return images # Nothing can be drawn at p = 0 (where ADA starts): skip the work.
-        draws = _Draws(images.shape[0], images.device, debug_percentile)
+        p = self.p.clamp(0, LINFORMER_MAX_P) if self.aug_linformer else self.p
+        draws = _Draws(images.shape[0], images.device, p, debug_percentile)
         originals = images
         images = self._blit(images, draws)
         images = self._geometric(images, draws)
@@ -237,7 +243,7 @@ class AugmentPipe(torch.nn.Module):
         if self.imgfilter > 0:
             images = self._filter(images, draws)
         if self.noise > 0:
-            sigma = draws.gated(draws.normal(1, 1, 1).abs() * self.noise_std, self.noise * self.p, 0)
+            sigma = draws.gated(draws.normal(1, 1, 1).abs() * self.noise_std, self.noise * draws.p, 0)
             images = images + torch.randn_like(images) * sigma.to(images.dtype)
         if self.cutout > 0:
             images = self._cutout(images, draws)
@@ -257,13 +263,13 @@ class AugmentPipe(torch.nn.Module):
         dev = images.device
         inv = torch.eye(3, device=dev) # Output pixel -> input pixel, centred coordinates.
         if self.xflip > 0:
-            flip = draws.gated(torch.floor(draws.uniform() * 2), self.xflip * self.p, 0)
+            flip = draws.gated(torch.floor(draws.uniform() * 2), self.xflip * draws.p, 0)
             inv = inv @ _scale2d(1 - 2 * flip, 1, dev)
         if self.rotate90 > 0:
-            quarter_turns = draws.gated(torch.floor(draws.uniform() * 4), self.rotate90 * self.p, 0)
+            quarter_turns = draws.gated(torch.floor(draws.uniform() * 4), self.rotate90 * draws.p, 0)
             inv = inv @ _rotate2d(-np.pi / 2 * quarter_turns, dev)
         if self.xint > 0:
-            t = draws.gated((draws.uniform(2) * 2 - 1) * self.xint_max, self.xint * self.p, 0)
+            t = draws.gated((draws.uniform(2) * 2 - 1) * self.xint_max, self.xint * draws.p, 0)
             inv = inv @ _translate2d(-torch.round(t[:, 0] * width), -torch.round(t[:, 1] * height), dev)
 
         cx, cy = (width - 1) / 2, (height - 1) / 2
@@ -287,22 +293,22 @@ class AugmentPipe(torch.nn.Module):
         dev = images.device
         inv = torch.eye(3, device=dev)
         if self.scale > 0:
-            s = draws.gated(torch.exp2(draws.normal() * self.scale_std), self.scale * self.p, 1)
+            s = draws.gated(torch.exp2(draws.normal() * self.scale_std), self.scale * draws.p, 1)
             inv = inv @ _scale2d(1 / s, 1 / s, dev)
         if self.rotate > 0:
             # Rotation comes before and after the anisotropic scaling, each with probability
             # p_rot such that 1 - (1 - p_rot)^2 = rotate * p.
-            p_rot = 1 - torch.sqrt((1 - self.rotate * self.p).clamp(0, 1))
+            p_rot = 1 - torch.sqrt((1 - self.rotate * draws.p).clamp(0, 1))
             theta = draws.gated((draws.uniform() * 2 - 1) * np.pi * self.rotate_max, p_rot, 0)
             inv = inv @ _rotate2d(-theta, dev)
         if self.aniso > 0:
-            s = draws.gated(torch.exp2(draws.normal() * self.aniso_std), self.aniso * self.p, 1)
+            s = draws.gated(torch.exp2(draws.normal() * self.aniso_std), self.aniso * draws.p, 1)
             inv = inv @ _scale2d(1 / s, s, dev)
         if self.rotate > 0:
             theta = draws.gated((draws.uniform() * 2 - 1) * np.pi * self.rotate_max, p_rot, 0)
             inv = inv @ _rotate2d(-theta, dev)
         if self.xfrac > 0:
-            t = draws.gated(draws.normal(2) * self.xfrac_std, self.xfrac * self.p, 0)
+            t = draws.gated(draws.normal(2) * self.xfrac_std, self.xfrac * draws.p, 0)
             inv = inv @ _translate2d(-t[:, 0] * width, -t[:, 1] * height, dev)
         return self._resample(images, inv)
 
@@ -351,19 +357,19 @@ class AugmentPipe(torch.nn.Module):
         luma_proj = torch.outer(luma, luma)
         C = eye
         if self.brightness > 0:
-            b = draws.gated(draws.normal() * self.brightness_std, self.brightness * self.p, 0)
+            b = draws.gated(draws.normal() * self.brightness_std, self.brightness * draws.p, 0)
             C = _translate3d(b, dev) @ C
         if self.contrast > 0:
-            c = draws.gated(torch.exp2(draws.normal() * self.contrast_std), self.contrast * self.p, 1)
+            c = draws.gated(torch.exp2(draws.normal() * self.contrast_std), self.contrast * draws.p, 1)
             C = _scale3d(c, dev) @ C
         if self.lumaflip > 0:
-            flip = draws.gated(torch.floor(draws.uniform(1, 1) * 2), self.lumaflip * self.p, 0)
+            flip = draws.gated(torch.floor(draws.uniform(1, 1) * 2), self.lumaflip * draws.p, 0)
             C = (eye - 2 * luma_proj * flip) @ C # Householder reflection.
         if use_hue:
-            theta = draws.gated((draws.uniform() * 2 - 1) * np.pi * self.hue_max, self.hue * self.p, 0)
+            theta = draws.gated((draws.uniform() * 2 - 1) * np.pi * self.hue_max, self.hue * draws.p, 0)
             C = _rotate3d(luma, theta) @ C
         if use_saturation:
-            s = draws.gated(torch.exp2(draws.normal(1, 1) * self.saturation_std), self.saturation * self.p, 1)
+            s = draws.gated(torch.exp2(draws.normal(1, 1) * self.saturation_std), self.saturation * draws.p, 1)
             C = (luma_proj + (eye - luma_proj) * s) @ C
 
         C = C.to(images.dtype)
@@ -377,7 +383,7 @@ class AugmentPipe(torch.nn.Module):
         band_power = misc.constant(_BAND_POWER, device=images.device)
         bands = misc.constant(self.imgfilter_bands, device=images.device)
         gains = torch.exp2(draws.normal(_NUM_BANDS) * self.imgfilter_std)
-        gains = draws.gated(gains, bands * (self.imgfilter * self.p), 1, independent=True)
+        gains = draws.gated(gains, bands * (self.imgfilter * draws.p), 1, independent=True)
         gains = torch.where(bands > 0, gains, torch.ones_like(gains)) # Disabled bands stay off in debug mode too.
         # Each band's amplification is renormalised to keep the expected power, one band
         # at a time: band i alone scales the power by 1 + w_i (g_i^2 - 1).
@@ -394,7 +400,7 @@ class AugmentPipe(torch.nn.Module):
     def _cutout(self, images, draws):
         batch_size, _, height, width = images.shape
         dev = images.device
-        size = draws.gated(torch.full([batch_size, 1], self.cutout_size, device=dev), self.cutout * self.p, 0)
+        size = draws.gated(torch.full([batch_size, 1], self.cutout_size, device=dev), self.cutout * draws.p, 0)
         center = draws.uniform(2)
         xs = (torch.arange(width, device=dev) + 0.5) / width
         ys = (torch.arange(height, device=dev) + 0.5) / height
@@ -416,8 +422,9 @@ class AdaController:
     r_t = E[sign(D(augmented reals))] measures overfitting: 0 while D generalises, 1 when it
     is sure of every real. Every `interval` training steps, p moves by
     batch_size * interval / (ada_kimg * 1000) up when r_t > target and down when r_t < target
-    (so it can traverse 0 -> 1 in `ada_kimg` kimg), clamped to [0, 1]. With `target=None`,
-    p stays fixed (`--aug=fixed`, `--aug=noaug`) and r_t is still measured for logging.
+    (so it can traverse 0 -> 1 in `ada_kimg` kimg), never below 0; as published, p may pass 1,
+    where the transforms are always applied. With `target=None`, p stays fixed (`--aug=fixed`,
+    `--aug=noaug`) and r_t is still measured for logging.
 
     Usage, with `batch_size` the global batch (all ranks together):
 
@@ -488,7 +495,7 @@ class AdaController:
         self._rt = torch.where(seen_reals, rt, self._rt)
         if self.adaptive:
             step_size = (self.batch_size * self.interval) / (self.ada_kimg * 1000)
-            adjusted = (p + torch.sign(rt - self.target).to(p.dtype) * step_size).clamp(0, 1)
+            adjusted = (p + torch.sign(rt - self.target).to(p.dtype) * step_size).clamp(min=0) # As published: no upper bound.
             p.copy_(torch.where(seen_reals, adjusted, p))
 
     def state_dict(self):

@@ -16,7 +16,7 @@ from torch_utils.ops import conv2d_gradfix
 
 class StyleGAN2Loss:
     def __init__(self, device, G, D, augment_pipe=None, r1_gamma=10, style_mixing_prob=0.9, pl_weight=2,
-            pl_batch_shrink=2, pl_decay=0.01, pl_no_weight_grad=False, compiled=None, precision='auto'):
+            pl_batch_shrink=2, pl_decay=0.01, pl_no_weight_grad=False, compiled=None, precision='full'):
         self.device = device
         self.G = G
         self.D = D
@@ -28,13 +28,11 @@ class StyleGAN2Loss:
         self.pl_batch_shrink = pl_batch_shrink
         self.pl_decay = pl_decay
         self.pl_no_weight_grad = pl_no_weight_grad
-        self.precision = precision # Of G's synthesis and D: 'auto', 'full' or 'reduced' (training/precision.py).
+        self.precision = precision # Of G's synthesis and D: 'full' (published: float32), 'reduced' or 'auto' (training/precision.py).
         self.pl_mean = torch.zeros([], device=device)
         # Sign of D's output on (augmented) reals since the loop last drained them (ADA).
         self.real_sign_sum = torch.zeros([], device=device)
         self.real_sign_count = torch.zeros([], device=device)
-        # Any non-finite loss since the loop last looked (checked once per tick: no sync per step).
-        self.nonfinite = torch.zeros([], dtype=torch.bool, device=device)
 
     def state_dict(self):
         return dict(pl_mean=self.pl_mean.cpu())
@@ -49,12 +47,11 @@ class StyleGAN2Loss:
         self.real_sign_count.zero_()
         return tally
 
-    def _check_finite(self, value):
-        self.nonfinite |= ~torch.isfinite(value.detach()).all()
-
-    def run_G(self, z, c, update_emas=False, eager=False):
+    def run_G(self, z, c, eager=False):
+        """Fakes and their ws. As published, every phase's mapping of z moves w_avg (the
+        second latent of style mixing does not)."""
         G = self.G if eager or self.compiled is None else self.compiled.G
-        ws = G.mapping(z, c, update_emas=update_emas)
+        ws = G.mapping(z, c, update_emas=True)
         if self.style_mixing_prob > 0:
             # Swap the w's from a random cutoff on (for a random subset of batches) to a second latent.
             with torch.autograd.profiler.record_function('style_mixing'):
@@ -100,7 +97,6 @@ class StyleGAN2Loss:
             training_stats.report('Loss/signs/fake', gen_logits.sign())
             loss_Gmain = torch.nn.functional.softplus(-gen_logits)
             training_stats.report('Loss/G/loss', loss_Gmain)
-            self._check_finite(loss_Gmain)
         with torch.autograd.profiler.record_function('Gmain_backward'):
             loss_Gmain.mean().mul(gain).backward()
 
@@ -121,7 +117,6 @@ class StyleGAN2Loss:
             training_stats.report('Loss/pl_penalty', pl_penalty)
             loss_Gpl = pl_penalty * self.pl_weight
             training_stats.report('Loss/G/reg', loss_Gpl)
-            self._check_finite(loss_Gpl)
         with torch.autograd.profiler.record_function('Gpl_backward'):
             # The zero term keeps every synthesis parameter in the graph.
             (gen_img[:, 0, 0, 0] * 0 + loss_Gpl).mean().mul(gain).backward()
@@ -129,12 +124,11 @@ class StyleGAN2Loss:
     def _D_fakes(self, gen_z, gen_c, gain):
         """Dmain, fakes: make D call them fake. Returns the loss, reported with the reals' part."""
         with torch.autograd.profiler.record_function('Dgen_forward'):
-            gen_img, _gen_ws = self.run_G(gen_z, gen_c, update_emas=True)
+            gen_img, _gen_ws = self.run_G(gen_z, gen_c)
             gen_logits = self.run_D(gen_img, gen_c)
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/signs/fake', gen_logits.sign())
             loss_Dgen = torch.nn.functional.softplus(gen_logits)
-            self._check_finite(loss_Dgen)
         with torch.autograd.profiler.record_function('Dgen_backward'):
             loss_Dgen.mean().mul(gain).backward()
         return loss_Dgen
@@ -155,7 +149,6 @@ class StyleGAN2Loss:
             if do_Dmain:
                 loss_Dreal = torch.nn.functional.softplus(-real_logits)
                 training_stats.report('Loss/D/loss', loss_Dgen + loss_Dreal)
-                self._check_finite(loss_Dreal)
 
             loss_Dr1 = 0
             if do_Dr1:
@@ -165,9 +158,10 @@ class StyleGAN2Loss:
                 loss_Dr1 = r1_penalty * (self.r1_gamma / 2)
                 training_stats.report('Loss/r1_penalty', r1_penalty)
                 training_stats.report('Loss/D/reg', loss_Dr1)
-                self._check_finite(loss_Dr1)
 
         with torch.autograd.profiler.record_function(name + '_backward'):
-            (loss_Dreal + loss_Dr1).mean().mul(gain).backward()
+            # The zero term keeps D's output layer in the graph: its bias gets a zero gradient
+            # under R1 alone, so Adam steps it (its moments decay) as in the published loop.
+            (real_logits * 0 + loss_Dreal + loss_Dr1).mean().mul(gain).backward()
 
 #----------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """The GAN training loop (StyleGAN2-ADA schedule) for one process of a possibly distributed run.
 
 Every rank runs `training_loop()` with the same options; torch_utils.distributed tells it
-its rank and world size. Gradients are summed over all rounds of all ranks with one
-all-reduce per phase and divided by the total round count, so the update equals that of
-one process running the same global batch. Randomness inside a round (latents, labels,
-noise, style mixing, augmentation) comes from a seed derived from (seed, iteration, phase,
-global round index): a run does not depend on how the batch is split over processes, and a
-resumed run continues exactly. Only rank 0 writes files.
+its rank and world size. As published, the gradients of a rank's rounds are summed and then
+averaged over ranks with one all-reduce per phase (`round_gradients='sum'`), and non-finite
+gradient elements are replaced (NaN by 0, +-inf by +-1e5) before each optimizer step.
+`round_gradients='mean'` divides by the rounds too, so that the update no longer depends on
+how the global batch is split into processes and rounds. Randomness inside a round (latents,
+labels, noise, style mixing, augmentation) comes from a seed derived from (seed, iteration,
+phase, global round index), and a resumed run continues exactly. Only rank 0 writes files.
 """
 
 import copy
@@ -32,7 +33,7 @@ from training.augment import AdaController
 #----------------------------------------------------------------------------
 
 class TrainingDivergedError(RuntimeError):
-    """A loss or a weight became NaN/inf."""
+    """A weight became NaN/inf."""
 
 #----------------------------------------------------------------------------
 # Image grids.
@@ -130,6 +131,7 @@ def training_loop(
     num_gpus                = None,     # Expected world size (checked when given).
     batch_size              = 4,        # Total batch of one iteration, over all ranks.
     batch_gpu               = 4,        # Samples per forward pass on one rank.
+    round_gradients         = 'sum',    # 'sum' (published) or 'mean' of the rounds of a rank; ranks are averaged.
     ema_kimg                = 10,       # Half-life of the G EMA.
     ema_rampup              = None,     # EMA ramp-up coefficient; None = none.
     G_reg_interval          = 4,        # Lazy G regularisation interval; None = not lazy.
@@ -156,6 +158,7 @@ def training_loop(
     timer = _TickTimer()
     rank, world, device = distributed.get_rank(), distributed.get_world_size(), distributed.device()
     num_rounds = _rounds_per_iteration(num_gpus, batch_size, batch_gpu)
+    rounds_divisor = {'sum': 1, 'mean': num_rounds}[round_gradients]
     _set_backends(device, cudnn_benchmark, allow_tf32)
 
     resume_data = _load_snapshot(resume_pkl) if resume_pkl is not None else None
@@ -183,6 +186,7 @@ def training_loop(
     stop.install()
     stop_vote = distributed.AnyRankVote() # Several processes: a signal takes effect one step later.
     last_snapshot_pkl = resume_pkl
+    nonfinite_grads = torch.zeros([], dtype=torch.int64, device=device) # Replaced gradient elements this tick.
     if progress_fn is not None:
         progress_fn(state.cur_nimg // 1000, total_kimg)
     try:
@@ -202,7 +206,8 @@ def training_loop(
                         gain=phase.interval, cur_nimg=state.cur_nimg)
                 phase.module.requires_grad_(False)
                 with torch.autograd.profiler.record_function(phase.name + '_opt'):
-                    distributed.average_gradients(phase.module.parameters(), num_rounds)
+                    distributed.average_gradients(phase.module.parameters(), rounds_divisor)
+                    nonfinite_grads += _replace_nonfinite_gradients(phase.module.parameters())
                     phase.opt.step()
             _update_ema(G_ema, G, ema_kimg, ema_rampup, state.cur_nimg, batch_size)
             state.cur_nimg += batch_size
@@ -220,11 +225,11 @@ def training_loop(
             if not done and not interrupted and state.cur_tick != 0 and state.cur_nimg < state.tick_start_nimg + kimg_per_tick * 1000:
                 continue
             timer.end_tick()
-            _print_status(state, timer, total_kimg, device, augment_pipe)
+            _print_status(state, timer, total_kimg, device, augment_pipe, nonfinite_grads)
             if not done and not interrupted and abort_fn is not None and abort_fn():
                 done = True
                 distributed.print0('\nAborting...')
-            _check_finite(loss, [G, D], state.cur_nimg, last_snapshot_pkl)  # Nothing non-finite may reach a snapshot.
+            _check_finite([G, D], state.cur_nimg, last_snapshot_pkl)  # Nothing non-finite may reach a snapshot.
 
             tick = state.cur_tick
             state.cur_tick, state.tick_start_nimg = tick + 1, state.cur_nimg  # Snapshots resume with the next tick.
@@ -379,15 +384,27 @@ def _update_ema(G_ema, G, ema_kimg, ema_rampup, cur_nimg, batch_size):
             ema_nimg = min(ema_nimg, cur_nimg * ema_rampup)
         speed.update_ema(G_ema, G, 0.5 ** (batch_size / max(ema_nimg, 1e-8)))
 
+@torch.no_grad()
+def _replace_nonfinite_gradients(params):
+    """As published before every optimizer step: NaN -> 0, +-inf -> +-1e5, so that one
+    overflow does not end the run. Returns the count of replaced elements (on the device)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0
+    count = torch.stack([(~torch.isfinite(g)).sum() for g in grads]).sum()
+    for g in grads:
+        torch.nan_to_num(g, nan=0, posinf=1e5, neginf=-1e5, out=g)
+    return count
+
 #----------------------------------------------------------------------------
 # Maintenance.
 
-def _check_finite(loss, modules, cur_nimg, last_snapshot_pkl):
-    """Raise TrainingDivergedError (on every rank) when a loss or weight became NaN/inf."""
-    nonfinite = bool(loss.nonfinite) or not all(torch.isfinite(p).all() for m in modules for p in m.parameters())
+def _check_finite(modules, cur_nimg, last_snapshot_pkl):
+    """Raise TrainingDivergedError (on every rank) when a weight became NaN/inf."""
+    nonfinite = not all(torch.isfinite(p).all() for m in modules for p in m.parameters())
     if distributed.any_rank(nonfinite):
         where = f'; the last good snapshot is {last_snapshot_pkl}' if last_snapshot_pkl else '; no snapshot was written'
-        raise TrainingDivergedError(f'a loss or weight became NaN/inf at kimg {cur_nimg / 1000:.3f}{where}. '
+        raise TrainingDivergedError(f'a weight became NaN/inf at kimg {cur_nimg / 1000:.3f}{where}. '
             'Try a lower learning rate, a higher --gamma, or --fp32.')
 
 def _write_snapshot(checkpoint, keep_snapshots, resume_pkl):
@@ -428,8 +445,9 @@ class _TickTimer:
         self.tick_start_time = time.time()
         self.maintenance_time = self.tick_start_time - self.tick_end_time
 
-def _print_status(state, timer, total_kimg, device, augment_pipe):
-    """One progress line per tick; the same figures go to the stats."""
+def _print_status(state, timer, total_kimg, device, augment_pipe, nonfinite_grads):
+    """One progress line per tick; the same figures go to the stats. Resets the tick's count
+    of replaced non-finite gradient elements."""
     tick_nimg = max(state.cur_nimg - state.tick_start_nimg, 1)
     tick_time = timer.tick_end_time - timer.tick_start_time
     total_time = timer.tick_end_time - timer.start_time
@@ -449,6 +467,10 @@ def _print_status(state, timer, total_kimg, device, augment_pipe):
         fields += [f"gpumem {report0('Resources/peak_gpu_mem_gb', torch.cuda.max_memory_allocated(device) / 2**30):<6.2f}"]
         torch.cuda.reset_peak_memory_stats(device)
     fields += [f"augment {report0('Progress/augment', float(augment_pipe.p) if augment_pipe is not None else 0):.3f}"]
+    replaced = report0('Progress/nonfinite_grads', int(nonfinite_grads))
+    nonfinite_grads.zero_()
+    if replaced:
+        fields += [f"nonfinite-grads {replaced}"]
     report0('Timing/total_hours', total_time / (60 * 60))
     distributed.print0(' '.join(fields), flush=True)
 
