@@ -7,13 +7,14 @@ same inputs and runs its own training loop for three ticks: tick 0 = 1 step, tic
 --steps warm-up steps, tick 2 = --steps measured steps; the figure is tick 2's sec/kimg.
 
 The published code is run as it is, patched at run time (in its subprocess only) where it
-breaks on a CPU with torch 2.x: the training loop's hard-wired CUDA device and CUDA events,
-pinned memory without a GPU, and the Sampler base class's constructor argument.
+breaks with torch 2.x (the Sampler base class's constructor argument) and, with --device=cpu,
+on a CPU (the training loop's hard-wired CUDA device and CUDA events, pinned memory).
 
     git --git-dir=/work/.mirror/Jeeseung-Park+Styleformer/repo archive HEAD | tar -x -C /tmp/published
     python benchmarks/bench_published.py --compare-published=/tmp/published --configs=small --repeats=2
     python benchmarks/bench_published.py --compare-published=/tmp/published --configs=cifar10 --steps=2 --batch=4
     python benchmarks/bench_published.py --compare-published=/tmp/published --mode=gfb --configs=cifar10 --batch=4
+    python benchmarks/bench_published.py --compare-published=/tmp/published --device=cuda --configs=cifar10 --batch=32
 """
 
 import json
@@ -38,12 +39,17 @@ CONFIGS = {
 #----------------------------------------------------------------------------
 # Worker: one measurement of one side, in a fresh process.
 
-def _patch_published_for_cpu():
-    """Run-time patches for the published code on a CPU with torch 2.x (this process only)."""
+def _patch_published(device):
+    """Run-time patches for the published code with torch 2.x (this process only); on the CPU
+    also for its hard-wired CUDA device."""
     import types
     import torch
     import torch.utils.data
     from training import training_loop as published_loop # The published module (its root is on sys.path).
+    # torch 2.x's Sampler.__init__ takes no data source; the published InfiniteSampler passes one.
+    torch.utils.data.Sampler.__init__ = lambda self, *_args, **_kwargs: None
+    if device == 'cuda':
+        return
 
     class NoEvent: # Stands in for torch.cuda.Event: the loop only records and reads phase times.
         def __init__(self, **_kwargs): pass
@@ -60,8 +66,6 @@ def _patch_published_for_cpu():
     published_loop.torch.device = cpu_device
     published_loop.torch.cuda = cuda
     torch.Tensor.pin_memory = lambda self, *_args, **_kwargs: self # Pinning needs a GPU.
-    # torch 2.x's Sampler.__init__ takes no data source; the published InfiniteSampler passes one.
-    torch.utils.data.Sampler.__init__ = lambda self, *_args, **_kwargs: None
 
 def _training_args(side, config, data, batch):
     options = dict(CONFIGS[config], data=data, batch=batch, aug='noaug', metrics=[], workers=1, seed=0)
@@ -134,7 +138,9 @@ def make_dataset(folder, count=64):
 
 def run_side(side, published, **kwargs):
     root = OURS if side == 'ours' else published
-    env = dict(os.environ, PYTHONPATH=root, CUDA_VISIBLE_DEVICES='', PYTHONWARNINGS='ignore')
+    env = dict(os.environ, PYTHONPATH=root, PYTHONWARNINGS='ignore')
+    if kwargs['device'] == 'cpu':
+        env['CUDA_VISIBLE_DEVICES'] = ''
     cmd = [sys.executable, os.path.abspath(__file__), '--worker', side, '--compare-published', published]
     cmd += [f'--{key.replace("_", "-")}={value}' for key, value in kwargs.items()]
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
@@ -151,16 +157,17 @@ def run_side(side, published, **kwargs):
 @click.option('--steps', type=int, default=8, show_default=True, help='train: steps per tick; gfb: timed iterations')
 @click.option('--repeats', type=int, default=1, show_default=True, help='Alternating ours/published pairs per config')
 @click.option('--compile', 'compile_', type=click.Choice(['on', 'off']), default='off', show_default=True, help='Our side: torch.compile G and D')
-@click.option('--precision', type=click.Choice(['auto', 'reduced']), default='auto', show_default=True, help='Our side: reduced = bfloat16 blocks on the CPU too (train.py --precision)')
+@click.option('--precision', type=click.Choice(['full', 'reduced', 'auto']), default='full', show_default=True, help='Our side (train.py --precision): full = float32 as published; reduced = bfloat16/float16 blocks; auto = reduced on CUDA only')
+@click.option('--device', type=click.Choice(['cpu', 'cuda']), default='cpu', show_default=True, help='Where both sides train (cuda: the published code unpatched)')
 @click.option('--worker', type=click.Choice(['ours', 'published']), default=None, hidden=True)
 @click.option('--config', default=None, hidden=True)
 @click.option('--data', default=None, hidden=True)
 @click.option('--run-dir', default=None, hidden=True)
-def main(published, configs, mode, batch, steps, repeats, compile_, precision, worker, config, data, run_dir):
+def main(published, configs, mode, batch, steps, repeats, compile_, precision, device, worker, config, data, run_dir):
     """Time our training loop (or G) and the published one on the same configuration, alternating."""
     if worker is not None:
         if worker == 'published':
-            _patch_published_for_cpu()
+            _patch_published(device)
         if mode == 'train':
             result = worker_train(worker, config, data, batch, steps, run_dir, compile_, precision)
         else:
@@ -183,7 +190,7 @@ def main(published, configs, mode, batch, steps, repeats, compile_, precision, w
             for rep in range(repeats):
                 for side in ['ours', 'published']:
                     print(f'{config}: {side}, run {rep + 1}/{repeats}...', flush=True)
-                    kwargs = dict(mode=mode, config=config, batch=batch, steps=steps, compile=compile_, precision=precision)
+                    kwargs = dict(mode=mode, config=config, batch=batch, steps=steps, compile=compile_, precision=precision, device=device)
                     if mode == 'train':
                         kwargs.update(data=data, run_dir=os.path.join(workdir, f'run-{config}-{side}-{rep}'))
                     result = run_side(side, published, **kwargs)

@@ -63,7 +63,7 @@ def matmul_flops_per_image(G, D):
     g_fwd, d_fwd = g_count.get_total_flops() / 2, d_count.get_total_flops() / 2
     return 4 * g_fwd + 9 * d_fwd
 
-def bench_config(cfg, steps, workdir, batch=None, compile='off'): # pylint: disable=redefined-builtin
+def bench_config(cfg, steps, workdir, batch=None, compile='off', precision='full'): # pylint: disable=redefined-builtin
     from training.training_loop import training_loop
     channels, resolution = CONFIG_DATA[cfg]
     data = make_dataset(os.path.join(workdir, f'data-{cfg}'), channels, resolution)
@@ -73,6 +73,7 @@ def bench_config(cfg, steps, workdir, batch=None, compile='off'): # pylint: disa
     args.kimg_per_tick = steps * args.batch_size / 1000
     args.image_snapshot_ticks = args.network_snapshot_ticks = None
     args.torch_compile = compile
+    args.loss_kwargs.precision = precision
     run_dir = os.path.join(workdir, f'run-{cfg}')
     os.makedirs(run_dir)
     start = time.time()
@@ -98,7 +99,8 @@ def bench_config(cfg, steps, workdir, batch=None, compile='off'): # pylint: disa
 @click.option('--threads', type=int, default=None, help='CPU threads (torch.set_num_threads)')
 @click.option('--peak-tflops', type=float, default=None, help='Peak TFLOP/s of the device for model-FLOPs utilisation [default: bf16 dense peak of an H100/H200, else none]')
 @click.option('--compile', 'compile_', type=click.Choice(['auto', 'on', 'off']), default='auto', show_default=True, help='torch.compile G and D (as train.py --compile)')
-def main(device, configs, steps, batch, threads, peak_tflops, compile_):
+@click.option('--precision', type=click.Choice(['full', 'reduced', 'auto']), default='full', show_default=True, help='As train.py --precision (full: float32, as published)')
+def main(device, configs, steps, batch, threads, peak_tflops, compile_, precision):
     """Measure training throughput of the paper's CIFAR-10 config and the tiny demo config."""
     if device == 'cpu':
         os.environ['CUDA_VISIBLE_DEVICES'] = '' # The loop takes its device from torch_utils.distributed.
@@ -113,10 +115,10 @@ def main(device, configs, steps, batch, threads, peak_tflops, compile_):
             if cfg not in CONFIG_DATA:
                 raise click.ClickException(f'--configs: unknown {cfg!r}; choose from {", ".join(CONFIG_DATA)}')
             print(f'Benchmarking {cfg} on {where}...', flush=True)
-            results.append(bench_config(cfg, steps, workdir, batch, compile_))
+            results.append(bench_config(cfg, steps, workdir, batch, compile_, precision))
 
     print()
-    print(f'Training throughput on {where} (torch {torch.__version__}), last tick of {steps} steps:')
+    print(f'Training throughput on {where} (torch {torch.__version__}, compile {compile_}, precision {precision}), last tick of {steps} steps:')
     header = f"{'config':<22}{'batch':>6}{'G params':>11}{'D params':>11}{'sec/kimg':>11}{'kimg/s':>9}{'img/s':>9}{'CPU s/kimg':>12}{'peak GB':>9}  memory"
     print(header)
     print('-' * len(header))

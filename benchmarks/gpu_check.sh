@@ -2,8 +2,11 @@
 # One short GPU session, sized for a lent machine (15 minutes of device time, start-up included).
 # Usage: bash benchmarks/gpu_check.sh OUTDIR [speed|baseline] [DATASET_ZIP]
 #   speed (default, about 7 minutes of caps): the torch.compile path (CUDA graphs, fused Adam)
-#         against the published reference cases and the eager path, then training img/s, peak
-#         memory and model-FLOPs utilisation of styleformer-cifar10 at batch 32, eager and compiled.
+#         against the published reference cases and the eager path; then styleformer-cifar10 at
+#         batch 32: the published code against ours at the published settings (float32), then
+#         ours in reduced precision and ours compiled (img/s, peak memory and model-FLOPs
+#         utilisation). Needs the published code in ./published (a `git archive` of
+#         github:Jeeseung-Park/Styleformer, carried along, never committed).
 #   baseline (about 9 minutes): plugin correctness, op and network speed, eager training speed,
 #         and a minute of real training on DATASET_ZIP whose snapshot comes back in OUTDIR.
 # Each step has its own time cap; everything printed is also in OUTDIR/gpu_check.log.
@@ -17,9 +20,11 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu_check.log"
 case "$section" in
 speed)
-    step 150 python3 -m pytest -q -p no:cacheprovider -rs tests/test_compile.py -m "not slow" -k cuda
-    step 60  python3 benchmarks/bench_training.py --device cuda --configs styleformer-cifar10 --steps 8 --compile off
-    step 210 python3 benchmarks/bench_training.py --device cuda --configs styleformer-cifar10 --steps 8 --compile on
+    step 120 python3 -m pytest -q -p no:cacheprovider -rs tests/test_compile.py -m "not slow" -k cuda
+    step 90  python3 benchmarks/bench_published.py --compare-published=published --device=cuda --configs=cifar10 --batch=32 --steps=8
+    step 50  python3 benchmarks/bench_training.py --device cuda --configs styleformer-cifar10 --steps 8 --compile off --precision full
+    step 50  python3 benchmarks/bench_training.py --device cuda --configs styleformer-cifar10 --steps 8 --compile off --precision reduced
+    step 120 python3 benchmarks/bench_training.py --device cuda --configs styleformer-cifar10 --steps 8 --compile on --precision full
     ;;
 baseline)
     step 120 python3 -m pytest -q -p no:cacheprovider tests/test_ops.py -k "plugin or cuda"
