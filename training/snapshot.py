@@ -25,19 +25,9 @@ import torch
 from dnnlib.util import atomic_write
 from torch_utils import misc
 from training.compile import clear_compile_marks
+from training.run_dirs import network_snapshot_path, training_state_path_for
 
 #----------------------------------------------------------------------------
-
-def network_snapshot_path(run_dir, kimg):
-    return os.path.join(run_dir, f'network-snapshot-{kimg:06d}.pkl')
-
-def training_state_path_for(pkl_path):
-    """The training-state file that belongs beside a network snapshot."""
-    directory, name = os.path.split(pkl_path)
-    if name.startswith('network-snapshot-') and name.endswith('.pkl'):
-        kimg = name[len('network-snapshot-'):-len('.pkl')]
-        return os.path.join(directory, f'training-state-{kimg}.pt')
-    return None
 
 def network_snapshot_data(modules, training_set_kwargs, training_options):
     """The published snapshot dict: CPU eval copies of the modules, plus the options."""
