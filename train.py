@@ -180,7 +180,7 @@ def _network_options(args, opts, resolution):
     if opts.batch is not None:
         args.D_kwargs.epilogue_kwargs.mbstd_group_size = min(opts.batch // args.num_gpus, 4)
     for kwargs in [synthesis, args.D_kwargs]:
-        kwargs.update(precision.REDUCED_PRECISION) # Used on CUDA (and on the CPU with --precision=reduced).
+        kwargs.update(precision.REDUCED_PRECISION) # Used with --precision=reduced (and auto on CUDA).
     args.D_kwargs.update(preset.get('D', {}))
     if _small_scale(opts.cfg) and opts.cfg != 'tiny':
         args.D_kwargs.architecture = 'orig' # No residual D at CIFAR scale (published).

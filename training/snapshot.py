@@ -2,8 +2,8 @@
 
 A snapshot is two files named by the kimg counter:
 - `network-snapshot-{kimg:06d}.pkl`: pickle of {G, D, G_ema, augment_pipe,
-  training_set_kwargs, training_options} (eval copies on the CPU), the published layout so
-  published tools read it.
+  training_set_kwargs, training_options} (eval copies on the CPU) in the published layout;
+  its embedded sources import modules the published code lacks (docs/architecture.md).
 - `training-state-{kimg:06d}.pt`: what the published snapshot drops and an exact resume
   needs (optimizer states, counters, augment p, controller and loss state).
 
@@ -98,8 +98,8 @@ class TrainingState:
 
 
 class Checkpoint:
-    """Writes the snapshot files of a run (the networks with their options, then the training
-    state beside them) and restores a run from such files."""
+    """Writes the snapshot files of a run (the training state, then the networks with their
+    options beside it: see save_snapshot) and restores a run from such files."""
 
     def __init__(self, run_dir, state, modules, training_set_kwargs, training_options):
         self.run_dir = run_dir
