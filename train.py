@@ -180,7 +180,7 @@ def _network_options(args, opts, resolution):
     if opts.batch is not None:
         args.D_kwargs.epilogue_kwargs.mbstd_group_size = min(opts.batch // args.num_gpus, 4)
     for kwargs in [synthesis, args.D_kwargs]:
-        kwargs.update(precision.REDUCED_PRECISION) # Used on CUDA (and on the CPU with --precision=reduced).
+        kwargs.update(precision.REDUCED_PRECISION) # Used with --precision=reduced (and auto on CUDA).
     args.D_kwargs.update(preset.get('D', {}))
     if _small_scale(opts.cfg) and opts.cfg != 'tiny':
         args.D_kwargs.architecture = 'orig' # No residual D at CIFAR scale (published).
@@ -346,6 +346,7 @@ def run_training(args):
     """The work of one rank, inside its process group (see distributed.launch)."""
     from training import training_loop
     rank = distributed.get_rank()
+    args.run_dir = distributed.broadcast_object(args.run_dir)  # Rank 0's pick (see main()).
     logger = dnnlib.util.Logger(file_name=os.path.join(args.run_dir, 'log.txt') if rank == 0 else None, file_mode='a', should_flush=True)
     if rank != 0:
         sys.stdout = open(os.devnull, 'w') # Only rank 0 talks (errors still reach stderr).
@@ -361,10 +362,6 @@ def run_training(args):
         sys.exit(1)
     finally:
         logger.close()
-
-def next_run_dir(outdir, desc):
-    prev_ids = [int(m.group()) for m in (re.match(r'^\d+', x) for x in (os.listdir(outdir) if os.path.isdir(outdir) else [])) if m]
-    return os.path.join(outdir, f'{max(prev_ids, default=-1) + 1:05d}-{desc}')
 
 #----------------------------------------------------------------------------
 
@@ -445,8 +442,10 @@ def main(outdir, dry_run, **config_kwargs):
             raise UserError(f'--resume=latest: {err}') from None
     run_desc, args = setup_training_options(**config_kwargs, world_size=world_size)
 
-    # Only the rank-0 process of a torchrun job picks and creates the run directory.
-    args.run_dir = next_run_dir(outdir, run_desc)
+    # Only rank 0 (this process, or rank 0 of a torchrun job) picks and creates the run
+    # directory: under torchrun on several machines each sees its own listing of outdir. The
+    # other ranks receive its choice in run_training().
+    args.run_dir = run_dirs.next_run_dir(outdir, run_desc) if rank == 0 else None
     if rank == 0:
         print()
         print('Training options:')

@@ -32,7 +32,7 @@ OURS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # config. Both sides run float32 on the CPU whatever num_fp16_res says (--fp32 is not passed: the
 # published G then fails on conv_clamp=None).
 CONFIGS = {
-    'small':   dict(cfg='cifar', g_dict=['64', '32', '16'], num_layers=['1', '1', '1'], depth=32), # The small G.
+    'small':   dict(cfg='cifar', g_dict=['64', '32', '16'], num_layers=['1', '1', '1'], depth=32), # The tiny preset's G (CPU-sized).
     'cifar10': dict(cfg='cifar', g_dict=['1024', '512', '512'], num_layers=['1', '3', '3'], depth=32), # The paper's Styleformer-Large.
 }
 

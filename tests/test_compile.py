@@ -175,8 +175,7 @@ def test_snapshot_of_compiled_modules_loads_safely(tmp_path):
         torch.compile(D, dynamic=False)(io['img'], io['c'])
     assert any(t.__dict__ for t in D.buffers()) # The marks this test is about are there.
     data = snapshot.network_snapshot_data(dict(D=D, G_ema=_build('g_small')[0]), {}, {})
-    snapshot.save_snapshot(str(tmp_path), 0, data, None)
-    loaded = legacy.load_network_pkl(snapshot.network_snapshot_path(str(tmp_path), 0))
+    loaded = legacy.load_network_pkl(snapshot.save_snapshot(str(tmp_path), 0, data, None))
     for a, b in zip(loaded['D'].state_dict().values(), D.state_dict().values()):
         assert torch.equal(a, b)
 

@@ -1,7 +1,10 @@
-"""The docs match the code: docs/*-help.txt equal the tools' current --help, and
-environment.yml pins what requirements.txt pins."""
+"""The docs match the code: docs/*-help.txt equal the tools' current --help,
+environment.yml pins what requirements.txt pins, and docs/architecture.md names the modules
+our snapshots' embedded sources import that the published code does not have."""
 
+import ast
 import difflib
+import importlib.util
 import os
 import re
 import subprocess
@@ -100,3 +103,52 @@ def test_environment_yml_mentions_no_deps_packages():
         pin = f'{requirement.name}{requirement.specifier}'
         assert pin in text, f'environment.yml should say how to install {pin} (pip install --no-deps {pin}), as requirements-nodeps.txt pins it'
         assert canonicalize_name(requirement.name) not in listed, f'{requirement.name} is in environment.yml\'s pip list, which would install its dependencies; it belongs in a --no-deps step'
+
+#----------------------------------------------------------------------------
+# docs/architecture.md on what published code needs to unpickle our snapshots.
+
+# Modules of these packages in the published StyleGAN2-ADA PyTorch and Styleformer code.
+PUBLISHED_MODULES = {'dnnlib', 'dnnlib.util', 'torch_utils', 'torch_utils.custom_ops', 'torch_utils.misc',
+    'torch_utils.persistence', 'torch_utils.training_stats', 'torch_utils.ops', 'torch_utils.ops.bias_act',
+    'torch_utils.ops.conv2d_gradfix', 'torch_utils.ops.conv2d_resample', 'torch_utils.ops.fma',
+    'torch_utils.ops.grid_sample_gradfix', 'torch_utils.ops.upfirdn2d', 'training', 'training.augment',
+    'training.dataset', 'training.loss', 'training.networks', 'training.networks_Discriminator',
+    'training.networks_Generator', 'training.training_loop'}
+
+
+def _embedded_modules():
+    """Paths of the modules whose source a snapshot embeds: those defining persistent classes."""
+    paths = []
+    for package in ['torch_utils', 'training']:
+        for folder, _dirs, files in os.walk(os.path.join(REPO_ROOT, package)):
+            paths += [os.path.join(folder, name) for name in files if name.endswith('.py') and '@persistence.persistent_class' in _read(os.path.join(folder, name))]
+    return sorted(paths)
+
+
+def _imported_modules(path):
+    """Absolute imports of our packages in a module's source, as module names."""
+    imported = set()
+    for node in ast.walk(ast.parse(_read(path))):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            for alias in node.names:  # `from training import precision` imports a module, `from training.layers import X` a name.
+                submodule = f'{node.module}.{alias.name}'
+                imported.add(submodule if _is_module(submodule) else node.module)
+    return {name for name in imported if name.split('.')[0] in ('dnnlib', 'torch_utils', 'training', 'metrics')}
+
+
+def _is_module(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def test_architecture_doc_names_the_modules_published_code_lacks():
+    paths = _embedded_modules()
+    assert os.path.join(REPO_ROOT, 'training', 'networks_Generator.py') in paths and os.path.join(REPO_ROOT, 'training', 'augment.py') in paths
+    lacking = sorted(set().union(*map(_imported_modules, paths)) - PUBLISHED_MODULES)
+    match = re.search(r'does not have: ((?:`[\w.]+`(?:, )?)+)\.', _read(os.path.join(DOCS, 'architecture.md')))
+    assert match, 'docs/architecture.md no longer lists the modules our embedded sources import that published code does not have'
+    assert re.findall(r'`([\w.]+)`', match.group(1)) == lacking, f'docs/architecture.md should list {lacking}'

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import dataset_tool
 import dnnlib
 import legacy
-from training import snapshot
+from training import run_dirs, snapshot
 from training.networks_Generator import Generator
 
 from snapshot_helpers import build_case, snapshot_dict
@@ -37,7 +37,7 @@ def assert_modes(paths, umask):
 
 def test_training_snapshot(tmp_path, umask):
     pkl_path = snapshot.save_snapshot(str(tmp_path), 4, dict(G=None), dict(cur_nimg=4000, step=torch.zeros([1])))
-    assert_modes([pkl_path, snapshot.training_state_path_for(pkl_path)], umask)
+    assert_modes([pkl_path, run_dirs.training_state_path_for(pkl_path)], umask)
 
 
 def test_legacy_convert_pickle_and_safetensors(tmp_path, umask):

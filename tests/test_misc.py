@@ -205,6 +205,7 @@ def test_distributed_single_process_defaults(monkeypatch):
     assert torch.equal(distributed.all_gather_cat(x), x)
     assert torch.equal(distributed.all_reduce_sum(x), x)
     assert distributed.any_rank(True) is True and distributed.any_rank(0) is False
+    assert distributed.broadcast_object('runs/00003-x') == 'runs/00003-x'
     vote = distributed.AnyRankVote()
     assert [vote.poll(flag) for flag in [False, True, False]] == [False, True, False]  # One process: no lag.
     net = torch.nn.Linear(2, 1)

@@ -40,6 +40,7 @@ from test_dataset_tool import random_images, write_cifar_tarball, write_lsun_lmd
 from test_metrics import write_tiny_detector
 from training.dataset import ImageFolderDataset
 from training.networks_Generator import Generator
+from training.run_dirs import list_snapshots, training_state_path_for
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAMS = ['make', 'dataset_tool.py', 'train.py', 'torchrun', 'generate.py', 'style_mixing.py', 'gen_video.py',
@@ -223,8 +224,8 @@ def trained(workspace, datasets):
         with open(os.path.join(run_dir, 'training_options.json')) as f:
             options = json.load(f)
         assert options['num_gpus'] == (2 if '--gpus' in small or program(tokens) == 'torchrun' else 1), run_dir
-        last = sorted(glob.glob(os.path.join(run_dir, 'network-snapshot-*.pkl')))[-1]
-        assert os.path.isfile(last.replace('network-snapshot-', 'training-state-').replace('.pkl', '.pt')), run_dir
+        last = list_snapshots(run_dir)[-1]
+        assert os.path.isfile(training_state_path_for(last)), run_dir
         if resume is not None:
             assert options['resume_pkl'] == small['--resume'] and 'Exact resume' in output, output[-3000:]
         snapshots[os.path.basename(run_dir)] = last

@@ -1,32 +1,65 @@
-"""training/run_dirs.py and the train.py options built on it: --resume=latest finds the
-newest snapshot of the newest run, --keep=N prunes old snapshots but never the newest, a
-marked one or the one just written; a labelled dataset trained without --cond says so once."""
+"""training/run_dirs.py and the train.py options built on it: runs are numbered from the
+directories only and rank 0 picks the number for all ranks, snapshot names round-trip,
+--resume=latest finds the newest snapshot of the newest run, --keep=N prunes old snapshots
+but never the newest, a marked one or the one just written; a labelled dataset trained
+without --cond says so once."""
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 from click.testing import CliRunner
 
 import train
 from fashion_helpers import make_fashion_zip
-from training import run_dirs, snapshot
+from torch_utils import distributed
+from training import run_dirs
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #----------------------------------------------------------------------------
 
 def make_snapshot(run_dir, kimg, with_state=True):
     """Stand-in snapshot files under their real names (their contents do not matter here)."""
     os.makedirs(run_dir, exist_ok=True)
-    pkl = snapshot.network_snapshot_path(str(run_dir), kimg)
+    pkl = run_dirs.network_snapshot_path(str(run_dir), kimg)
     with open(pkl, 'wb') as f:
         f.write(b'pkl')
     if with_state:
-        with open(snapshot.training_state_path_for(pkl), 'wb') as f:
+        with open(run_dirs.training_state_path_for(pkl), 'wb') as f:
             f.write(b'state')
     return pkl
 
 def names(folder):
     return sorted(os.listdir(folder))
+
+#----------------------------------------------------------------------------
+# Names.
+
+def test_next_run_dir_counts_only_directories(tmp_path):
+    assert run_dirs.next_run_dir(str(tmp_path / 'missing'), 'a') == str(tmp_path / 'missing' / '00000-a')
+    (tmp_path / '00002-run').mkdir()
+    (tmp_path / '00041-notes.txt').write_text('')  # A plain file is not a run.
+    (tmp_path / '7-short').mkdir()  # Any number of digits counts.
+    (tmp_path / 'logs').mkdir()
+    assert run_dirs.next_run_dir(str(tmp_path), 'cifar10-32x32') == str(tmp_path / '00008-cifar10-32x32')
+    assert run_dirs.list_runs(str(tmp_path)) == [str(tmp_path / '7-short'), str(tmp_path / '00002-run')]
+
+@pytest.mark.parametrize('kimg', [0, 400, 123456, 1234567])
+def test_snapshot_names_round_trip(tmp_path, kimg):
+    pkl = run_dirs.network_snapshot_path(str(tmp_path), kimg)
+    assert os.path.dirname(pkl) == str(tmp_path) and run_dirs.snapshot_kimg(pkl) == kimg
+    state = run_dirs.training_state_path_for(pkl)
+    assert os.path.dirname(state) == str(tmp_path) and os.path.basename(state) == f'training-state-{kimg:06d}.pt'
+    make_snapshot(tmp_path, kimg)
+    assert run_dirs.list_snapshots(str(tmp_path)) == [pkl]
+
+def test_other_files_are_not_snapshots(tmp_path):
+    for name in ['network-snapshot.pkl', 'model.pkl', '.network-snapshot-000200.pkl.x1.tmp', 'network-snapshot-000200.pkl.keep']:
+        assert run_dirs.snapshot_kimg(name) is None and run_dirs.training_state_path_for(str(tmp_path / name)) is None, name
 
 #----------------------------------------------------------------------------
 # Finding the snapshot to resume from.
@@ -119,6 +152,43 @@ def test_unused_labels_are_mentioned_once(fashion_zip, tmp_path):
     assert 'not used' not in result.output and options['training_set_kwargs']['use_labels']
 
 #----------------------------------------------------------------------------
+# Two ranks that see different listings of --outdir (as under torchrun on two machines).
+
+RANK_WORKER = textwrap.dedent('''
+    import json, os, sys
+    import train
+    from training import training_loop
+    def record_run_dir(run_dir, **_kwargs):  # Stands in for the training.
+        with open(os.environ['RUN_DIR_RECORD'], 'w') as f:
+            json.dump(run_dir, f)
+    training_loop.training_loop = record_run_dir
+    train.main(sys.argv[1:])
+''')
+
+@pytest.mark.slow  # Two fresh processes that import torch and form a process group.
+def test_rank_0_picks_the_run_dir_for_all_ranks(fashion_zip, tmp_path):
+    machines = [tmp_path / 'machine0', tmp_path / 'machine1']
+    (machines[0] / 'runs').mkdir(parents=True)
+    (machines[0] / 'runs' / '00004-notes.txt').write_text('')  # Not a run: rank 0 picks 00000.
+    (machines[1] / 'runs' / '00007-other').mkdir(parents=True)  # Rank 1 alone would pick 00008.
+    port = distributed.free_port()
+    procs = []
+    for rank, machine in enumerate(machines):
+        env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+        env.update(PYTHONPATH=REPO_ROOT, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2', MASTER_ADDR='127.0.0.1',
+            MASTER_PORT=str(port), CUDA_VISIBLE_DEVICES='', RUN_DIR_RECORD=str(machine / 'run_dir.json'))
+        args = ['--outdir=runs', f'--data={fashion_zip}', '--cfg=tiny', '--batch-gpu=8', '--workers=0']  # --outdir relative to each machine.
+        procs.append(subprocess.Popen([sys.executable, '-c', RANK_WORKER, *args], cwd=machine, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    for proc in procs:
+        output = proc.communicate(timeout=240)[0]
+        assert proc.returncode == 0, output
+    picked = os.path.join('runs', '00000-fashion32-tiny')
+    assert [json.loads((machine / 'run_dir.json').read_text()) for machine in machines] == [picked, picked]
+    assert (machines[0] / picked / 'training_options.json').is_file()
+    assert names(machines[1] / 'runs') == ['00007-other']  # Rank 1 creates nothing.
+
+#----------------------------------------------------------------------------
 # The training loop prunes after writing a snapshot.
 
 def test_training_loop_prunes_after_each_snapshot(fashion_zip, tmp_path):
@@ -131,14 +201,14 @@ def test_training_loop_prunes_after_each_snapshot(fashion_zip, tmp_path):
     # written stays although it sorts first, then the newest 1 and the marked one.
     for kimg in [1, 2, 3]:
         make_snapshot(tmp_path, kimg)
-    open(snapshot.network_snapshot_path(str(tmp_path), 2) + run_dirs.KEEP_SUFFIX, 'w').close()
+    open(run_dirs.network_snapshot_path(str(tmp_path), 2) + run_dirs.KEEP_SUFFIX, 'w').close()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         result = training_loop(run_dir=str(tmp_path), **args)
     finally:
         torch.set_num_threads(threads)
-    assert result['snapshot_pkl'] == snapshot.network_snapshot_path(str(tmp_path), 0)
+    assert result['snapshot_pkl'] == run_dirs.network_snapshot_path(str(tmp_path), 0)
     snapshots = [name for name in names(tmp_path) if name.startswith(('network-snapshot-', 'training-state-'))]
     assert snapshots == ['network-snapshot-000000.pkl', 'network-snapshot-000002.pkl', 'network-snapshot-000002.pkl.keep',
         'network-snapshot-000003.pkl', 'training-state-000000.pt', 'training-state-000002.pt', 'training-state-000003.pt']

@@ -1,4 +1,4 @@
-"""Hostile snapshots against the safe loader, one group per class of attack (issue 12):
+"""Hostile snapshots against the safe loader, one group per class of attack:
 code execution through the tools, process-wide poisoning, resource exhaustion from tiny
 files, errors that escape as other exceptions, and non-networks taken for networks.
 

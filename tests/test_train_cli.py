@@ -167,7 +167,7 @@ def test_tiny_run_writes_every_artifact(fashion_zip, tmp_path):
                  'network-snapshot-000000.pkl', 'training-state-000000.pt', 'metric-fid16.jsonl']:
         assert name in names, name
     assert any(n.startswith('events.out.tfevents.') for n in names)
-    # One progress line per tick, with the figures the issue asks for.
+    # One progress line per tick: kimg, time, sec/kimg, ETA, memory and the augment probability (README).
     ticks = [line for line in result.stdout.splitlines() if line.startswith('tick ')]
     assert [t.split()[3] for t in ticks] == ['0.004', '0.008', '0.012'] # Tick 0 after the first step, then every 4 images.
     for field in ['kimg', 'sec/kimg', 'eta', 'cpumem', 'augment']:

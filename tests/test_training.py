@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 import dnnlib
 import legacy
-from training import snapshot
+from training import run_dirs, snapshot
 from fashion_helpers import make_fashion_zip
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -409,7 +409,7 @@ def test_snapshot_without_training_state_starts_fresh(fashion_zip, tmp_path, cap
     args.image_snapshot_ticks, args.network_snapshot_ticks = None, 1
     first = training_loop(run_dir=str(tmp_path), **args)
     pkl = first['snapshot_pkl']
-    os.remove(snapshot.training_state_path_for(pkl))
+    os.remove(run_dirs.training_state_path_for(pkl))
     resumed_dir = tmp_path / 'resumed'
     resumed_dir.mkdir()
     args.total_kimg = 0.008

@@ -125,6 +125,16 @@ def all_gather_cat(tensor):
     return torch.cat([g[:n] for g, n in zip(gathered, all_sizes)]).to(tensor.device)
 
 
+def broadcast_object(obj):
+    """Rank 0's `obj` (a picklable value, e.g. a path it chose) on every rank; `obj` itself
+    in a single process. The other ranks' `obj` is ignored."""
+    if get_world_size() == 1:
+        return obj
+    holder = [obj]
+    torch.distributed.broadcast_object_list(holder, src=0, device=device())
+    return holder[0]
+
+
 def any_rank(flag):
     """True on every rank when `flag` is true on any. For rank 0's flag on every rank, pass
     `flag and get_rank() == 0`."""

@@ -1,6 +1,9 @@
-"""Small PyTorch helpers used by the networks and the training loop: cached constants,
-shape checks, an infinite rank-aware sampler, parameter listing and a module
-summary table."""
+"""Small PyTorch helpers: cached constants (the augment pipe), an infinite rank-aware
+sampler and a module summary table (the training loop), parameter listing (distributed,
+snapshot). The shape checks and the profiler label (`assert_shape`,
+`suppress_tracer_warnings`, `profiled_function`) are not used by this codebase's networks:
+they are here for the source embedded in published snapshots, which calls them when such a
+snapshot is unpickled with `--trust-pickle`."""
 
 import contextlib
 import functools

@@ -2,16 +2,17 @@
 
 An instance of a class decorated with `@persistent_class` pickles together with the full
 source code of the module that defines the class and records its constructor arguments.
-The layout is the published StyleGAN2-ADA/Styleformer one, so published tools read our
-snapshots and we read theirs: the object is reduced to
+The layout is the published StyleGAN2-ADA/Styleformer one, so we read their snapshots (the
+published code reads ours only where it can import the modules our embedded sources import,
+listed in docs/architecture.md): the object is reduced to
 `torch_utils.persistence._reconstruct_persistent_obj(meta)` with
 `meta = dict(type='class', version=6, module_src=..., class_name=..., state=...)`.
 
 This is not how snapshots are loaded here. The contract of a snapshot is its constructor
 kwargs and state dict: training/safe_load.py reads those without running the embedded
 source and builds the classes of this codebase. Plain unpickling (`--trust-pickle`)
-executes the embedded source in a private module (one per distinct source; it imports
-`torch_utils` and `dnnlib` the ordinary way), so it runs whatever the file contains: use it
+executes the embedded source in a private module (one per distinct source; what it
+imports, e.g. `training.layers`, is imported the ordinary way), so it runs whatever the file contains: use it
 only for pickles from sources you trust."""
 
 import copy

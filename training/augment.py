@@ -423,8 +423,9 @@ class AdaController:
     is sure of every real. Every `interval` training steps, p moves by
     batch_size * interval / (ada_kimg * 1000) up when r_t > target and down when r_t < target
     (so it can traverse 0 -> 1 in `ada_kimg` kimg), never below 0; as published, p may pass 1,
-    where the transforms are always applied. With `target=None`, p stays fixed (`--aug=fixed`,
-    `--aug=noaug`) and r_t is still measured for logging.
+    where the transforms are always applied. With `target=None`, p stays fixed (`--aug=fixed`)
+    and r_t is still measured for logging. `--aug=noaug` (or a fixed p of 0) builds neither
+    the augment pipe nor a controller.
 
     Usage, with `batch_size` the global batch (all ranks together):
 

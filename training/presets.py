@@ -54,7 +54,7 @@ STYLEFORMER_PRESETS = {
     # LSUN Church 128x128 with Linformer.
     'styleformer-church128': dict(base='paper256', resolution=128, start_res=8,
         g_dict=[1024, 256, 64, 64, 64], num_layers=[1, 2, 1, 1, 1], depth=32, minimum_head=1, linformer=True),
-    # CPU demo: small G (the g_dict 64,32,16) and a small D so neither dominates.
+    # CPU demo: small G (g_dict 64,32,16, a few minutes on a laptop CPU) and a small D so neither dominates.
     'tiny': dict(base=dict(ref_gpus=1, kimg=100, mb=16, mbstd=4, fmaps=1, lrate=0.0025, gamma=0.05, ema=2, ramp=0.05, map=2),
         resolution=32, start_res=8, g_dict=[64, 32, 16], num_layers=[1, 1, 1], depth=16, minimum_head=1, linformer=False,
         z_dim=64, w_dim=64, D=dict(channel_base=1024, channel_max=64, architecture='resnet')),

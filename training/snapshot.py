@@ -2,8 +2,8 @@
 
 A snapshot is two files named by the kimg counter:
 - `network-snapshot-{kimg:06d}.pkl`: pickle of {G, D, G_ema, augment_pipe,
-  training_set_kwargs, training_options} (eval copies on the CPU), the published layout so
-  published tools read it.
+  training_set_kwargs, training_options} (eval copies on the CPU) in the published layout;
+  its embedded sources import modules the published code lacks (docs/architecture.md).
 - `training-state-{kimg:06d}.pt`: what the published snapshot drops and an exact resume
   needs (optimizer states, counters, augment p, controller and loss state).
 
@@ -25,19 +25,9 @@ import torch
 from dnnlib.util import atomic_write
 from torch_utils import misc
 from training.compile import clear_compile_marks
+from training.run_dirs import network_snapshot_path, training_state_path_for
 
 #----------------------------------------------------------------------------
-
-def network_snapshot_path(run_dir, kimg):
-    return os.path.join(run_dir, f'network-snapshot-{kimg:06d}.pkl')
-
-def training_state_path_for(pkl_path):
-    """The training-state file that belongs beside a network snapshot."""
-    directory, name = os.path.split(pkl_path)
-    if name.startswith('network-snapshot-') and name.endswith('.pkl'):
-        kimg = name[len('network-snapshot-'):-len('.pkl')]
-        return os.path.join(directory, f'training-state-{kimg}.pt')
-    return None
 
 def network_snapshot_data(modules, training_set_kwargs, training_options):
     """The published snapshot dict: CPU eval copies of the modules, plus the options."""
@@ -108,8 +98,8 @@ class TrainingState:
 
 
 class Checkpoint:
-    """Writes the snapshot files of a run (the networks with their options, then the training
-    state beside them) and restores a run from such files."""
+    """Writes the snapshot files of a run (the training state, then the networks with their
+    options beside it: see save_snapshot) and restores a run from such files."""
 
     def __init__(self, run_dir, state, modules, training_set_kwargs, training_options):
         self.run_dir = run_dir
