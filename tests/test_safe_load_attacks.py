@@ -484,3 +484,85 @@ def test_numpy_arrays_are_skipped_as_attributes_and_refused_as_data(tmp_path, g_
     assert not hasattr(loaded['G_ema'], 'lookup_table')
     with pytest.raises(safe_load.LoadError, match='numpy array'):
         load(dumps(dict(G_ema=g_small, options=dict(table=np.zeros(3)))), tmp_path, 'options.pkl')
+
+#----------------------------------------------------------------------------
+# Round 2 (issue 20), one group per class.
+# 1. Every byte of every tensor comes from the file.
+
+def legacy_storage(payload, numel=None, storage_type='FloatStorage', keys=('k',), count=None, little_endian=True):
+    """The bytes torch pickles a storage as (its legacy torch.save format), with every part chosen:
+    the element count the header declares, the keys whose data follows, and the count before the data."""
+    numel = len(payload) // 4 if numel is None else numel
+    sys_info = dict(protocol_version=1001, little_endian=little_endian, type_sizes=dict(short=2, int=4, long=4))
+    pid = (pickle.PROTO + b'\x02' + pickle.MARK + text('storage') + glob('torch', storage_type) + text('k') + text('cpu')
+        + long1(numel) + pickle.NONE + pickle.TUPLE + pickle.BINPERSID + pickle.STOP)
+    header = b''.join(pickle.dumps(value, protocol=2) for value in [0x1950a86a20f9469cfc6c, 1001, sys_info])
+    return header + pid + pickle.dumps(list(keys), protocol=2) + struct.pack('<q', numel if count is None else count) + payload
+
+
+def storage_call(data):
+    return Call(torch.storage._load_from_bytes, data)
+
+
+def test_the_storage_reader_reads_what_torch_writes():
+    for dtype in [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16,
+                  torch.int8, torch.uint8, torch.bool]:
+        for values in [torch.arange(7).to(dtype), torch.zeros(0, dtype=dtype)]:
+            typed = torch.TypedStorage(wrap_storage=values.untyped_storage(), dtype=dtype, _internal=True)
+            data = typed.__reduce__()[1][0]
+            read_dtype, untyped = safe_pickle._read_storage(data)
+            assert read_dtype == dtype and torch.equal(torch.empty(0, dtype=dtype).set_(untyped), values)
+    assert safe_pickle._read_storage(legacy_storage(struct.pack('<2f', 1.5, -2)))[1].nbytes() == 8
+
+
+def with_buffer(G, name, value):
+    """A copy of G whose buffer `name` pickles as `value`."""
+    G = copy.deepcopy(G)
+    module_name, _, buffer_name = name.rpartition('.')
+    G.get_submodule(module_name)._buffers[buffer_name] = value
+    return G
+
+
+@pytest.mark.parametrize('storage_bytes', [
+    lambda n: legacy_storage(b'', numel=n, keys=()),                 # Declared, never filled: torch leaves it uninitialised.
+    lambda n: legacy_storage(b'', numel=n, keys=('other',)),         # Filled under another key.
+    lambda n: legacy_storage(bytes(4), numel=n),                     # Declares more than its data.
+    lambda n: legacy_storage(bytes(4 * n), count=n + 1),             # The count before the data disagrees with the header.
+    lambda n: legacy_storage(bytes(4 * n + 4), numel=n),             # Bytes beyond what it declares.
+    lambda n: legacy_storage(bytes(4 * n))[:-1],                     # Truncated data.
+    lambda n: legacy_storage(bytes(4 * n), keys=('k', 'k')),         # The same data named twice.
+    lambda n: legacy_storage(bytes(4 * n), little_endian=False),
+], ids=['unfilled', 'other_key', 'short', 'count', 'long', 'truncated', 'two_keys', 'big_endian'])
+def test_storages_hold_exactly_the_bytes_they_declare(tmp_path, g_small, storage_bytes):
+    # A genuine network but for one buffer, whose storage is the one under test.
+    n = g_small.mapping.w_avg.numel()
+    w_avg = Call(torch._utils._rebuild_tensor_v2, storage_call(storage_bytes(n)), 0, (n,), (1,), False,
+        collections.OrderedDict())
+    hostile = dumps(dict(G_ema=with_buffer(g_small, 'mapping.w_avg', w_avg)))
+    with pytest.raises(safe_load.LoadError, match='storage'):
+        load(hostile, tmp_path)
+    # The same network with the storage written as it should be loads.
+    w_avg = Call(torch._utils._rebuild_tensor_v2, storage_call(legacy_storage(struct.pack(f'<{n}f', *range(n)))), 0, (n,),
+        (1,), False, collections.OrderedDict())
+    loaded = load(dumps(dict(G_ema=with_buffer(g_small, 'mapping.w_avg', w_avg))), tmp_path)
+    assert torch.equal(loaded['G_ema'].mapping.w_avg, torch.arange(n, dtype=torch.float32))
+
+
+def test_a_tiny_file_cannot_declare_a_large_network(tmp_path):
+    weight = Call(torch._utils._rebuild_tensor_v2, storage_call(legacy_storage(b'', numel=3 * 10**8, keys=())), 0,
+        (3 * 10**8,), (1,), False, collections.OrderedDict())
+    hostile = dumps(dict(G_ema=_generator_record({'weight': weight})))
+    assert len(hostile) < 4000
+    with pytest.raises(safe_load.LoadError, match='exactly the data'):
+        load(hostile, tmp_path)
+
+
+def test_tensor_values_are_the_bytes_of_the_file(tmp_path, g_small):
+    # Through legacy.py into every output: each value equals the one pickled, not process memory.
+    source = write_file(tmp_path / 'snap.pkl', dumps(dict(G_ema=g_small)))
+    result = CliRunner().invoke(legacy.convert_network_pickle, [f'--source={source}', f'--dest={tmp_path / "out.safetensors"}'])
+    assert result.exit_code == 0, result.output
+    import safetensors.torch
+    written = safetensors.torch.load_file(str(tmp_path / 'out.safetensors'))
+    for name, value in g_small.state_dict().items():
+        assert torch.equal(written[f'G_ema.{name}'], value), name

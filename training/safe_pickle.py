@@ -21,7 +21,6 @@ import collections
 import io
 import pickletools
 import re
-import zipfile
 
 import numpy as np
 import torch
@@ -66,32 +65,16 @@ class _Storage:
     """A tensor storage read from the file, with the elements its tensors have not claimed yet."""
     __slots__ = ('dtype', 'untyped', 'size', 'unclaimed')
 
-    def __init__(self, typed):
-        self.dtype = typed.dtype
-        self.untyped = typed._untyped_storage  # pylint: disable=protected-access # (The public accessor warns.)
-        self.size = self.unclaimed = self.untyped.nbytes() // torch.empty((), dtype=self.dtype).element_size()
+    def __init__(self, dtype, untyped):
+        self.dtype = dtype
+        self.untyped = untyped
+        self.size = self.unclaimed = untyped.nbytes() // torch.empty((), dtype=dtype).element_size()
 
 
 def _int_tuple(value, what):
     if not isinstance(value, tuple) or len(value) > 16 or not all(type(v) is int and v >= 0 for v in value):
         raise LoadError(f'A tensor in the file has a malformed {what}; the file is corrupt.')
     return value
-
-
-def _check_declared_sizes(data):
-    # torch.save bytes are a zip; torch allocates what its entries declare, before we see the
-    # storage. Entries may not declare more than the bytes hold (no compression bombs).
-    with io.BytesIO(data) as f:
-        if not zipfile.is_zipfile(f):
-            return  # The pre-1.6 format stores the data raw: it cannot hold more than its bytes.
-        try:
-            declared = sum(info.file_size for info in zipfile.ZipFile(f).infolist())
-        except (zipfile.BadZipFile, ValueError, EOFError):
-            raise LoadError('A tensor storage in the file is a corrupt zip; the file is corrupt.') from None
-    if declared > len(data):
-        raise LoadError('A tensor storage in the file declares more data than it holds (a compressed entry); '
-            'the file is corrupt or hostile.')
-
 
 class _TensorMaker:
     """The tensor functions of one load; they share the budget of tensor elements."""
@@ -102,15 +85,7 @@ class _TensorMaker:
     def storage_from_bytes(self, data):
         if not isinstance(data, bytes):
             raise LoadError('A tensor storage in the file is not stored as bytes; the file is corrupt.')
-        _check_declared_sizes(data)
-        try:
-            # torch.save bytes of one storage, read by torch's own weights-only unpickler.
-            storage = torch.load(io.BytesIO(data), weights_only=True, map_location='cpu')
-        except Exception as err:
-            raise LoadError(f'A tensor storage in the file cannot be read ({type(err).__name__}); the file is corrupt.') from None
-        if not isinstance(storage, torch.TypedStorage):
-            raise LoadError(f'A tensor storage in the file holds a {type(storage).__name__}; the file is corrupt.')
-        return _Storage(storage)
+        return _Storage(*_read_storage(data))
 
     def tensor(self, storage, offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
         if not isinstance(storage, _Storage) or type(offset) is not int or offset < 0:
@@ -256,12 +231,12 @@ TRUST_HINT = ('If you trust the file, load it with its own embedded code by pass
 class _Machine:
     """The pickle instructions a snapshot needs, each applied to the stack as pickle defines it."""
 
-    def __init__(self, max_opcodes, max_tensor_elements):
-        self.max_opcodes = max_opcodes
-        self.table = _globals(_TensorMaker(max_tensor_elements))
+    def __init__(self, table, max_opcodes):
+        self.table, self.max_opcodes = table, max_opcodes
         self.stack, self.marks, self.memo = [], [], {}
 
     def run(self, data):
+        """The object pickled in `data` (bytes, or a file positioned at a pickle, left after its STOP)."""
         for count, (opcode, arg, _pos) in enumerate(pickletools.genops(data), start=1):
             if count > self.max_opcodes:
                 raise LoadError(f'The file has more than max_opcodes={self.max_opcodes} pickle instructions; raise that '
@@ -424,6 +399,68 @@ class _Machine:
                 f'{TRUST_HINT}')
 
 
+#----------------------------------------------------------------------------
+# Storages. Pickling a storage stores `torch.save(storage, _use_new_zipfile_serialization=False)`
+# (torch's storage __reduce__ since 1.6, and torch.save's only format before): five pickles
+# (magic number, format version, system info, the storage's persistent id with its type, key
+# and element count, the list of keys), then per key its element count (8 bytes) and raw data.
+# torch.load would allocate what the persistent id declares and fill only the storages the key
+# list names; read here, every byte of a storage is copied from the file.
+
+_LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
+_LEGACY_VERSION = 1001
+
+# The storage types network tensors are made of (torch's legacy names).
+_STORAGE_DTYPES = {
+    'FloatStorage': torch.float32, 'DoubleStorage': torch.float64, 'HalfStorage': torch.float16,
+    'BFloat16Storage': torch.bfloat16, 'LongStorage': torch.int64, 'IntStorage': torch.int32,
+    'ShortStorage': torch.int16, 'CharStorage': torch.int8, 'ByteStorage': torch.uint8, 'BoolStorage': torch.bool,
+}
+
+
+class _StorageMachine(_Machine):
+    """Reads the small pickles of one storage's bytes: plain values, the storage types above,
+    and one persistent id."""
+
+    def __init__(self):
+        super().__init__({('torch', name): {} for name in _STORAGE_DTYPES}, max_opcodes=100)
+
+    def op_BINPERSID(self, arg):
+        self.push(_DeclaredStorage(self.pop()))
+
+
+class _DeclaredStorage:
+    """A storage's persistent id: ('storage', storage type, key, location, element count, view)."""
+    __slots__ = ('dtype', 'key', 'numel')
+
+    def __init__(self, pid):
+        if (not isinstance(pid, tuple) or len(pid) != 6 or pid[0] != 'storage' or not isinstance(pid[1], _Global)
+                or not isinstance(pid[2], str) or not isinstance(pid[3], str) or type(pid[4]) is not int
+                or not 0 <= pid[4] < 2**63 or pid[5] is not None):
+            raise LoadError('A tensor storage in the file has a malformed header; the file is corrupt.')
+        self.dtype = _STORAGE_DTYPES[pid[1].name.partition('.')[2]]  # The location (pid[3]) is ignored: we load on the CPU.
+        self.key, self.numel = pid[2], pid[4]
+
+
+def _read_storage(data):
+    """(dtype, untyped storage) of the legacy `torch.save` bytes of one storage."""
+    f = io.BytesIO(data)
+    magic, version, sys_info, declared, keys = (_StorageMachine().run(f) for _ in range(5))
+    if magic != _LEGACY_MAGIC or version != _LEGACY_VERSION or not isinstance(declared, _DeclaredStorage):
+        raise LoadError('A tensor storage in the file is not in the format torch pickles storages in; the file is '
+            'corrupt or was not written by torch.')
+    if not isinstance(sys_info, dict) or sys_info.get('little_endian') is not True:
+        raise LoadError('A tensor storage in the file is stored big-endian; the safe loader reads little-endian '
+            'storages (what every torch build on x86 and ARM writes).')
+    nbytes = declared.numel * torch.empty((), dtype=declared.dtype).element_size()
+    start = f.tell() + 8
+    if (keys != [declared.key] or int.from_bytes(data[start - 8:start], 'little') != declared.numel
+            or len(data) - start != nbytes):
+        raise LoadError('A tensor storage in the file does not hold exactly the data it declares; the file is '
+            'corrupt or hostile.')
+    return declared.dtype, torch.UntypedStorage.from_buffer(data, dtype=torch.uint8, offset=start, count=nbytes)
+
+
 def _what(value):
     return value.name if isinstance(value, _Global) else type(value).__name__
 
@@ -439,7 +476,7 @@ def _checked_call(func, call, args):
 def unpickle(data, max_opcodes, max_tensor_elements):
     """The object pickled in `data`, read as described in the module docstring."""
     try:
-        return _Machine(max_opcodes, max_tensor_elements).run(data)
+        return _Machine(_globals(_TensorMaker(max_tensor_elements)), max_opcodes).run(data)
     except LoadError:
         raise
     except (ValueError, EOFError, IndexError, OverflowError, UnicodeDecodeError, MemoryError) as err:
