@@ -462,21 +462,6 @@ def test_a_discriminator_cannot_loop_on_sizes_its_tensors_do_not_have(tmp_path):
             load(dumps(dict(D=hostile, G_ema=_generator_record())), tmp_path)
 
 
-def test_compressed_storages_cannot_inflate(tmp_path):
-    import zipfile
-    buffer = io.BytesIO()
-    torch.save(storage(4), buffer)
-    inflated = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source, zipfile.ZipFile(inflated, 'w', zipfile.ZIP_DEFLATED) as dest:
-        for info in source.infolist():
-            content = source.read(info)
-            dest.writestr(info.filename, content + bytes(10**6) if info.filename.endswith('/data/0') else content)
-    weight = Call(torch._utils._rebuild_tensor_v2, Call(torch.storage._load_from_bytes, inflated.getvalue()), 0, (4,), (1,),
-        False, collections.OrderedDict())
-    with pytest.raises(safe_load.LoadError, match='declares more data'):
-        load(dumps(dict(G_ema=_generator_record({'weight': weight}))), tmp_path)
-
-
 def test_numpy_arrays_are_skipped_as_attributes_and_refused_as_data(tmp_path, g_small):
     G = copy.deepcopy(g_small)
     G.lookup_table = np.arange(6.0).reshape(2, 3)  # An attribute that is neither a tensor nor an argument.
@@ -566,3 +551,30 @@ def test_tensor_values_are_the_bytes_of_the_file(tmp_path, g_small):
     written = safetensors.torch.load_file(str(tmp_path / 'out.safetensors'))
     for name, value in g_small.state_dict().items():
         assert torch.equal(written[f'G_ema.{name}'], value), name
+
+#----------------------------------------------------------------------------
+# 2. One reader for storages: zip archives (which torch never pickles) are not read at all.
+
+def zip_storage(extra_entry_bytes=0):
+    """torch.save's zip format of a storage of 4 floats, with the data entry deflated and padded."""
+    import zipfile
+    buffer = io.BytesIO()
+    torch.save(storage(4), buffer)
+    inflated = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source, zipfile.ZipFile(inflated, 'w', zipfile.ZIP_DEFLATED) as dest:
+        for info in source.infolist():
+            content = source.read(info)
+            dest.writestr(info.filename, content + bytes(extra_entry_bytes) if info.filename.endswith('/data/0') else content)
+    return inflated.getvalue()
+
+
+@pytest.mark.parametrize('data', [
+    zip_storage(),
+    zip_storage(10**6),                                        # Inflates a thousandfold.
+    legacy_storage(bytes(16)) + zip_storage(),                 # A second archive behind genuine data.
+    zip_storage() + legacy_storage(bytes(16)),
+], ids=['zip', 'deflated', 'zip_after', 'zip_before'])
+def test_storages_are_read_by_one_reader(tmp_path, data):
+    weight = Call(torch._utils._rebuild_tensor_v2, storage_call(data), 0, (4,), (1,), False, collections.OrderedDict())
+    with pytest.raises(safe_load.LoadError, match='zip archive|exactly the data'):
+        load(dumps(dict(G_ema=_generator_record({'weight': weight}))), tmp_path)

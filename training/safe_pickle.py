@@ -444,6 +444,10 @@ class _DeclaredStorage:
 
 def _read_storage(data):
     """(dtype, untyped storage) of the legacy `torch.save` bytes of one storage."""
+    if data.startswith(b'PK'):
+        # Not read: torch pickles storages in the legacy format only, and a zip can show two readers two contents.
+        raise LoadError('A tensor storage in the file is a zip archive (torch.save\'s newer format), which torch never '
+            'writes into a pickle; the file is corrupt or hostile.')
     f = io.BytesIO(data)
     magic, version, sys_info, declared, keys = (_StorageMachine().run(f) for _ in range(5))
     if magic != _LEGACY_MAGIC or version != _LEGACY_VERSION or not isinstance(declared, _DeclaredStorage):
