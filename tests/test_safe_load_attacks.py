@@ -578,3 +578,49 @@ def test_storages_are_read_by_one_reader(tmp_path, data):
     weight = Call(torch._utils._rebuild_tensor_v2, storage_call(data), 0, (4,), (1,), False, collections.OrderedDict())
     with pytest.raises(safe_load.LoadError, match='zip archive|exactly the data'):
         load(dumps(dict(G_ema=_generator_record({'weight': weight}))), tmp_path)
+
+#----------------------------------------------------------------------------
+# 3. Work per instruction: calls on one shared (memoized) argument count what they walk.
+
+def put(i):
+    return pickle.LONG_BINPUT + struct.pack('<I', i)
+
+
+def get(i):
+    return pickle.LONG_BINGET + struct.pack('<I', i)
+
+
+def repeated_calls(module, name, argument, calls):
+    """A list of `calls` results of module.name(argument), the argument stored once and memoized."""
+    return (glob(module, name) + put(1) + pickle.POP + argument + put(2) + pickle.POP + pickle.EMPTY_LIST + pickle.MARK
+        + (get(1) + get(2) + pickle.TUPLE1 + pickle.REDUCE) * calls + pickle.APPENDS)
+
+
+def test_one_stored_storage_cannot_be_read_many_times(tmp_path):
+    data = legacy_storage(bytes(4 * 250_000))
+    hostile = ops(repeated_calls('torch.storage', '_load_from_bytes', pickle.BINBYTES + struct.pack('<I', len(data)) + data, 50))
+    with pytest.raises(safe_load.LoadError, match='more bytes than the file'):
+        load(hostile, tmp_path)
+
+
+def test_sets_of_one_shared_list_count_its_items(tmp_path):
+    names = pickle.EMPTY_LIST + pickle.MARK + text('a') + put(3) + get(3) * 99_999 + pickle.APPENDS
+    hostile = ops(repeated_calls('builtins', 'set', names, 10))
+    with pytest.raises(safe_load.LoadError, match='max_opcodes'):
+        load(hostile, tmp_path, max_opcodes=300_000)  # 100,000 instructions, 1,000,000 items walked.
+    with pytest.raises(safe_load.LoadError, match='not a network snapshot'):
+        load(ops(repeated_calls('builtins', 'set', names, 1)), tmp_path, max_opcodes=300_000)
+
+
+def test_sizes_are_bounded_before_arithmetic(tmp_path):
+    huge = pickle.LONG4 + struct.pack('<i', 200_000) + b'\xff' * 199_999 + b'\x7f'  # Multiplying sixteen of them takes seconds.
+    sizes = huge + put(4) + pickle.POP + pickle.MARK + get(4) * 15 + pickle.TUPLE + put(5)
+    tensor = (glob('torch._utils', '_rebuild_tensor_v2') + pickle.MARK + storage_bytes_call(legacy_storage(bytes(4)))
+        + pickle.BININT1 + b'\x00' + sizes + get(5) + pickle.NEWFALSE + pickle.EMPTY_DICT + pickle.TUPLE + pickle.REDUCE)
+    with pytest.raises(safe_load.LoadError, match='malformed size'):
+        load(ops(tensor), tmp_path)
+
+
+def storage_bytes_call(data):
+    return (glob('torch.storage', '_load_from_bytes') + pickle.BINBYTES + struct.pack('<I', len(data)) + data
+        + pickle.TUPLE1 + pickle.REDUCE)

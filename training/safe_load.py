@@ -46,7 +46,7 @@ from training.safe_pickle import TRUST_HINT, LoadError, Record, Unread, unpickle
 @dataclasses.dataclass(frozen=True)
 class Limits:
     max_file_bytes: int = 32 * 2**30            # Size of the snapshot file.
-    max_opcodes: int = 10_000_000               # Pickle instructions.
+    max_opcodes: int = 10_000_000               # Pickle instructions, plus the items that calls walk.
     max_tensor_elements: int = 16_000_000_000   # Tensor elements over the whole file (and per network).
     max_records: int = 100_000                  # Persistent objects (networks and their submodules), counted per use.
     max_depth: int = 32                         # Nesting of submodules, and of containers in plain data.

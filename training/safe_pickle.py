@@ -13,8 +13,10 @@ itself instead: a file can only
   are not read: `Unread`).
 
 Nothing the file does can reach an object that exists outside this load. Work is bounded by
-the instruction count (`max_opcodes`), and tensors may not claim more elements than the data
-they were read from holds (`max_tensor_elements` bounds the total).
+`max_opcodes`, which counts the instructions and the items that calls walk (one memoized list
+can be handed to any number of calls); the storages together hold at most the file's bytes,
+and tensors may not claim more elements than the data they were read from holds
+(`max_tensor_elements` bounds the total).
 """
 
 import collections
@@ -71,24 +73,35 @@ class _Storage:
         self.size = self.unclaimed = untyped.nbytes() // torch.empty((), dtype=dtype).element_size()
 
 
+def _int64(value):
+    return type(value) is int and 0 <= value < 2**63  # Checked before any arithmetic: no huge-integer work.
+
+
 def _int_tuple(value, what):
-    if not isinstance(value, tuple) or len(value) > 16 or not all(type(v) is int and v >= 0 for v in value):
+    if not isinstance(value, tuple) or len(value) > 16 or not all(map(_int64, value)):
         raise LoadError(f'A tensor in the file has a malformed {what}; the file is corrupt.')
     return value
 
 class _TensorMaker:
     """The tensor functions of one load; they share the budget of tensor elements."""
 
-    def __init__(self, max_elements):
+    def __init__(self, max_elements, max_storage_bytes):
         self.elements_left = max_elements
+        self.storage_bytes_left = max_storage_bytes
 
     def storage_from_bytes(self, data):
         if not isinstance(data, bytes):
             raise LoadError('A tensor storage in the file is not stored as bytes; the file is corrupt.')
+        # A file can hand the same bytes to any number of calls: each read counts, so all storages
+        # together hold no more than the file does.
+        self.storage_bytes_left -= len(data)
+        if self.storage_bytes_left < 0:
+            raise LoadError('The tensor storages of the file hold more bytes than the file (stored data read more than '
+                'once); the file is corrupt or hostile.')
         return _Storage(*_read_storage(data))
 
     def tensor(self, storage, offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
-        if not isinstance(storage, _Storage) or type(offset) is not int or offset < 0:
+        if not isinstance(storage, _Storage) or not _int64(offset):
             raise LoadError('A tensor in the file has no valid storage or offset; the file is corrupt.')
         size, stride = _int_tuple(size, 'size'), _int_tuple(stride, 'stride')
         if len(size) != len(stride) or not isinstance(requires_grad, bool) or backward_hooks or metadata:
@@ -128,8 +141,11 @@ def _ordered_dict(*args):
     return collections.OrderedDict()
 
 
-def _string_set(items):
-    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+def _string_set(items, work):
+    if not isinstance(items, list):
+        raise LoadError('A set in the file holds something other than names; the file is corrupt.')
+    work.spend(len(items))
+    if not all(isinstance(item, str) for item in items):
         raise LoadError('A set in the file holds something other than names; the file is corrupt.')
     return set(items)
 
@@ -196,7 +212,7 @@ class _Global:
         self.name, self.call, self.new = name, call, new
 
 
-def _globals(tensors):
+def _globals(tensors, work):
     table = {
         ('torch_utils.persistence', '_reconstruct_persistent_obj'): dict(call=_persistent_record),
         ('torch.storage', '_load_from_bytes'): dict(call=tensors.storage_from_bytes),
@@ -209,8 +225,8 @@ def _globals(tensors):
         ('collections', 'OrderedDict'): dict(call=_ordered_dict, new=_ordered_dict),
         ('dnnlib.util', 'EasyDict'): dict(new=dnnlib.EasyDict),
         ('dnnlib', 'EasyDict'): dict(new=dnnlib.EasyDict),
-        ('builtins', 'set'): dict(call=_string_set),
-        ('builtins', 'frozenset'): dict(call=lambda items: frozenset(_string_set(items))),
+        ('builtins', 'set'): dict(call=lambda items: _string_set(items, work)),
+        ('builtins', 'frozenset'): dict(call=lambda items: frozenset(_string_set(items, work))),
         ('numpy', 'dtype'): dict(call=_DtypeSpec),
     }
     for module in ['numpy.core.multiarray', 'numpy._core.multiarray']:  # numpy 1 and numpy 2 names.
@@ -228,19 +244,30 @@ TRUST_HINT = ('If you trust the file, load it with its own embedded code by pass
 
 #----------------------------------------------------------------------------
 
+class _Work:
+    """The work one load may still do: pickle instructions, plus the items each call walks."""
+
+    def __init__(self, max_opcodes):
+        self.max_opcodes = self.left = max_opcodes
+
+    def spend(self, steps):
+        self.left -= steps
+        if self.left < 0:
+            raise LoadError(f'The file needs more than max_opcodes={self.max_opcodes} pickle instructions (counting the '
+                'items each call walks); raise that limit (see docs/security.md) if it is a genuine, very large snapshot.')
+
+
 class _Machine:
     """The pickle instructions a snapshot needs, each applied to the stack as pickle defines it."""
 
-    def __init__(self, table, max_opcodes):
-        self.table, self.max_opcodes = table, max_opcodes
+    def __init__(self, table, work):
+        self.table, self.work = table, work
         self.stack, self.marks, self.memo = [], [], {}
 
     def run(self, data):
         """The object pickled in `data` (bytes, or a file positioned at a pickle, left after its STOP)."""
-        for count, (opcode, arg, _pos) in enumerate(pickletools.genops(data), start=1):
-            if count > self.max_opcodes:
-                raise LoadError(f'The file has more than max_opcodes={self.max_opcodes} pickle instructions; raise that '
-                    'limit (see docs/security.md) if it is a genuine, very large snapshot.')
+        for opcode, arg, _pos in pickletools.genops(data):
+            self.work.spend(1)
             if opcode.name == 'STOP':
                 return self.pop()
             handler = getattr(self, 'op_' + opcode.name, None)
@@ -347,7 +374,7 @@ class _Machine:
         if type(target) is not set or not all(isinstance(item, str) for item in items):
             raise LoadError('The file adds something other than names to a set, or adds to something not a set.')
         target.update(items)
-    def op_FROZENSET(self, arg): self.push(frozenset(_string_set(self.pop_mark())))
+    def op_FROZENSET(self, arg): self.push(frozenset(_string_set(self.pop_mark(), self.work)))
 
     # Globals and calls: only the functions of `_globals`.
     def op_GLOBAL(self, arg):
@@ -423,7 +450,7 @@ class _StorageMachine(_Machine):
     and one persistent id."""
 
     def __init__(self):
-        super().__init__({('torch', name): {} for name in _STORAGE_DTYPES}, max_opcodes=100)
+        super().__init__({('torch', name): {} for name in _STORAGE_DTYPES}, _Work(100))
 
     def op_BINPERSID(self, arg):
         self.push(_DeclaredStorage(self.pop()))
@@ -480,7 +507,8 @@ def _checked_call(func, call, args):
 def unpickle(data, max_opcodes, max_tensor_elements):
     """The object pickled in `data`, read as described in the module docstring."""
     try:
-        return _Machine(_globals(_TensorMaker(max_tensor_elements)), max_opcodes).run(data)
+        work = _Work(max_opcodes)
+        return _Machine(_globals(_TensorMaker(max_tensor_elements, len(data)), work), work).run(data)
     except LoadError:
         raise
     except (ValueError, EOFError, IndexError, OverflowError, UnicodeDecodeError, MemoryError) as err:
