@@ -5,7 +5,7 @@
 
 The figures come from networks built on the meta device (no memory) and pickled as training
 writes them (G, G_ema, D, augment pipe, options): file bytes, pickle instructions, records,
-tensor elements, each with its ratio to the default limit (training/safe_load.py `Limits`).
+tensors, tensor elements, layers of a network, each with its ratio to the default limit (training/safe_load.py `Limits`).
 --load writes a real snapshot of that resolution (non-Linformer shape) and times the safe load.
 """
 
@@ -47,14 +47,19 @@ def networks(resolution, shape):
 
 
 def figures(data):
-    """(file bytes, pickle instructions, records, tensor elements) of a snapshot dict."""
+    """File bytes, pickle instructions, records, tensors, tensor elements and the most layers of a
+    network, of a snapshot dict."""
     pickled = pickle.dumps(data)
     opcodes = sum(1 for _ in pickletools.genops(pickled))
     records = sum(1 for key in safe_load.MODULE_KEYS for m in data[key].modules() if persistence.is_persistent(m))
     tensors = {id(t): t for key in safe_load.MODULE_KEYS for t in data[key].state_dict(keep_vars=True).values()}
     elements = sum(t.numel() for t in tensors.values())
+    names = [name for key in safe_load.MODULE_KEYS for name in data[key].state_dict()]
+    layers = max(len({m.group(1) for m in map(safe_load._LAYER.match, data[key].state_dict()) if m})  # pylint: disable=protected-access
+        for key in safe_load.MODULE_KEYS)
     file_bytes = len(pickled) + (4 * elements if next(iter(tensors.values())).is_meta else 0)  # Meta tensors pickle no data.
-    return dict(max_file_bytes=file_bytes, max_opcodes=opcodes, max_records=records, max_tensor_elements=elements)
+    return dict(max_file_bytes=file_bytes, max_opcodes=opcodes, max_records=records, max_tensors=len(names),
+        max_tensor_elements=elements, max_layers=layers)
 
 
 def report(name, values):

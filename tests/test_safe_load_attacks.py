@@ -325,7 +325,8 @@ def test_limits_bound_the_work_and_can_be_raised(tmp_path, g_small, monkeypatch)
     path = write_file(tmp_path / 'snap.pkl', data)
     for limit, message in [(dict(max_file_bytes=1000), 'max_file_bytes'), (dict(max_opcodes=1000), 'max_opcodes'),
                            (dict(max_tensor_elements=1000), 'max_tensor_elements'), (dict(max_records=3), 'max_records'),
-                           (dict(max_plain_values=10), 'max_plain_values')]:
+                           (dict(max_plain_values=10), 'max_plain_values'), (dict(max_tensors=10), 'max_tensors'),
+                           (dict(max_layers=2), 'max_layers')]:
         with pytest.raises(safe_load.LoadError, match=message):
             safe_load.load_network_pkl(path, **limit)
     monkeypatch.setenv('STYLEFORMER_LOAD_MAX_OPCODES', '1000')
@@ -624,3 +625,47 @@ def test_sizes_are_bounded_before_arithmetic(tmp_path):
 def storage_bytes_call(data):
     return (glob('torch.storage', '_load_from_bytes') + pickle.BINBYTES + struct.pack('<I', len(data)) + data
         + pickle.TUPLE1 + pickle.REDUCE)
+
+#----------------------------------------------------------------------------
+# 4. Names and counts are bounded before any name is joined or any network constructed.
+
+def test_long_names_are_refused_before_they_are_joined(tmp_path):
+    long_name = 'x' * 10**6
+    child = record('Layer', _parameters={long_name: torch.zeros(1)}, _buffers={}, _modules={})
+    hostile = record('Generator', _init_kwargs={}, _parameters={}, _buffers={}, _modules={'a': child, 'b': child})
+    with pytest.raises(safe_load.LoadError, match='parameters name of 1000000 characters'):
+        load(dumps(dict(G_ema=hostile)), tmp_path)
+    hostile = record('Generator', _init_kwargs={}, _parameters={}, _buffers={}, _modules={long_name: child})
+    with pytest.raises(safe_load.LoadError, match='modules name of 1000000 characters'):
+        load(dumps(dict(G_ema=hostile)), tmp_path, 'module.pkl')
+
+
+def test_shared_name_tables_count_every_use(tmp_path):
+    # 1,000 names in one shared dict, used by one shared submodule under 200 names: 200,000 tensor names.
+    empty = torch.zeros(0)
+    params = {f'w{i}': empty for i in range(1000)}
+    child = record('Layer', _parameters=params, _buffers={}, _modules={})
+    hostile = record('Generator', _init_kwargs={}, _parameters={}, _buffers={}, _modules={f'm{i}': child for i in range(200)})
+    data = dumps(dict(G_ema=hostile))
+    assert len(data) < 100_000
+    with pytest.raises(safe_load.LoadError, match='max_tensors'):
+        load(data, tmp_path)
+    # None entries count as well: they are entries the loader walks.
+    hostile = record('Generator', _init_kwargs={}, _parameters={}, _buffers={}, _modules={f'm{i}': record('Layer',
+        _parameters={}, _buffers={}, _modules={f'n{j}': None for j in range(1000)}) for i in range(200)})
+    with pytest.raises(safe_load.LoadError, match='max_records'):
+        load(dumps(dict(G_ema=hostile)), tmp_path, 'none.pkl')
+
+
+def test_layer_counts_from_names_are_bounded_before_construction(tmp_path):
+    # One empty tensor under the names of 1,000 blocks, and constructor arguments that agree.
+    empty = torch.zeros(0)
+    blocks = {f'b8_{j}': record('EncoderBlock', _parameters={'w': empty}, _buffers={}, _modules={}) for j in range(1000)}
+    synthesis = record('SynthesisNetwork', _parameters={}, _buffers={}, _modules=blocks)
+    mapping = record('MappingNetwork', _parameters={}, _buffers={}, _modules={'fc0': record('FullyConnectedLayer',
+        _parameters={'weight': empty}, _buffers={}, _modules={})})
+    hostile = record('Generator', _init_kwargs=dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3,
+        mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(G_dict=[8], num_layers=[1000], depth=8, minimum_head=1,
+        conv_clamp=None)), _parameters={}, _buffers={}, _modules={'synthesis': synthesis, 'mapping': mapping})
+    with pytest.raises(safe_load.LoadError, match='1001 blocks and mapping layers, more than max_layers'):
+        load(dumps(dict(G_ema=hostile)), tmp_path)

@@ -49,6 +49,8 @@ class Limits:
     max_opcodes: int = 10_000_000               # Pickle instructions, plus the items that calls walk.
     max_tensor_elements: int = 16_000_000_000   # Tensor elements over the whole file (and per network).
     max_records: int = 100_000                  # Persistent objects (networks and their submodules), counted per use.
+    max_tensors: int = 100_000                  # Tensors (state-dict entries) over the whole file, counted per use.
+    max_layers: int = 256                       # Blocks plus mapping layers of one network (each one is constructed).
     max_depth: int = 32                         # Nesting of submodules, and of containers in plain data.
     max_plain_values: int = 1_000_000           # Values in the plain data (constructor kwargs, options), counted per use.
 
@@ -96,6 +98,7 @@ class _Budget:
         self.limits = limits
         self.values_left = limits.max_plain_values
         self.records_left = limits.max_records
+        self.tensors_left = limits.max_tensors
 
     def value(self):
         self.values_left -= 1
@@ -103,11 +106,17 @@ class _Budget:
             raise LoadError(f'The file holds more than max_plain_values={self.limits.max_plain_values} values besides '
                 'its tensors; raise that limit (see docs/security.md) if the file is genuine.')
 
-    def record(self):
-        self.records_left -= 1
+    def records(self, count):
+        self.records_left -= count
         if self.records_left < 0:
             raise LoadError(f'The file holds more than max_records={self.limits.max_records} network modules; '
                 'raise that limit (see docs/security.md) if the file is genuine.')
+
+    def tensors(self, count):
+        self.tensors_left -= count
+        if self.tensors_left < 0:
+            raise LoadError(f'The file holds more than max_tensors={self.limits.max_tensors} tensors; raise that limit '
+                '(see docs/security.md) if the file is genuine.')
 
 
 def _plain(value, budget, where, depth=0):
@@ -186,24 +195,37 @@ def _record_spec(record, key, budget):
     if not isinstance(training, bool):
         raise LoadError(f'{where}: "training" is a {type(training).__name__}, not a bool; the file is corrupt.')
     tensors = {}
+    budget.records(1)
     _collect_tensors(record, '', tensors, budget, set(), key)
     return ModuleSpec(record.class_name, tuple(init_args), init_kwargs, tensors, training)
 
 
-def _named_entries(record, field, key, prefix):
+_MAX_NAME_LENGTH = 100  # Of one attribute name; the longest in our networks has 15 characters.
+
+
+def _named_entries(record, field, key, prefix, budget):
+    """The entries of a module's `field` dict, counted (per use) and with short names, before
+    any name is joined to a prefix."""
     entries = record.state.get(field, {})
     if entries is None:
         return {}
     if not isinstance(entries, dict):
         raise LoadError(f'Snapshot entry "{key}": {field} of module "{prefix or key}" is a {type(entries).__name__}, '
             'not a dict; the file is corrupt.')
+    if field == '_modules':
+        budget.records(len(entries))
+    else:
+        budget.tensors(len(entries))
+    longest = max(map(len, entries), default=0)
+    if longest > _MAX_NAME_LENGTH:
+        raise LoadError(f'Snapshot entry "{key}": module "{prefix or key}" has a {field[1:]} name of {longest} '
+            f'characters (network attribute names have at most {_MAX_NAME_LENGTH}); the file is corrupt or hostile.')
     return entries
 
 
 def _collect_tensors(record, prefix, tensors, budget, path, key):
     """Add the state dict of `record` and its submodules to `tensors`; `path` holds the records
     being visited, to refuse cycles."""
-    budget.record()
     if id(record) in path:
         raise LoadError(f'Snapshot entry "{key}": module "{prefix}" contains itself; the file is corrupt or hostile.')
     if len(path) >= budget.limits.max_depth:
@@ -214,14 +236,14 @@ def _collect_tensors(record, prefix, tensors, budget, path, key):
         raise LoadError(f'Snapshot entry "{key}": _non_persistent_buffers_set is a {type(non_persistent).__name__}, '
             'not a set; the file is corrupt.')
     for field in ('_parameters', '_buffers'):
-        for name, value in _named_entries(record, field, key, prefix).items():
+        for name, value in _named_entries(record, field, key, prefix, budget).items():
             if value is None or (field == '_buffers' and name in non_persistent):
                 continue
             if not isinstance(value, torch.Tensor):
                 raise LoadError(f'Snapshot entry "{key}": {field[1:-1]} "{prefix}{name}" is a {type(value).__name__}, '
                     'not a tensor; the file is corrupt.')
             tensors[prefix + name] = value
-    for name, child in _named_entries(record, '_modules', key, prefix).items():
+    for name, child in _named_entries(record, '_modules', key, prefix, budget).items():
         if isinstance(child, Record):
             _collect_tensors(child, f'{prefix}{name}.', tensors, budget, path, key)
         elif child is not None:
@@ -239,6 +261,7 @@ _STYLEFORMER_BLOCK = re.compile(r'^synthesis\.b(\d{1,7})_(\d{1,7})\.')  # b{res}
 _STYLEGAN2_BLOCK = re.compile(r'^synthesis\.b(\d{1,7})\.')              # b{res}: one convolutional block.
 _D_BLOCK = re.compile(r'^b(\d{1,7})\.')
 _MAPPING_LAYER = re.compile(r'^mapping\.fc(\d{1,7})\.')
+_LAYER = re.compile(r'^(synthesis\.b\d+(?:_\d+)?|b\d+|mapping\.fc\d+)\.')  # Each one is a step of the constructor.
 
 _ARCHITECTURES = [
     ('Generator', 'training.networks_Generator', 'Generator', lambda names: any(map(_STYLEFORMER_BLOCK.match, names))),
@@ -319,6 +342,10 @@ def _check_before_construction(cls, init_args, init_kwargs, tensors, key, limits
     if init_args:
         raise LoadError(f'Snapshot entry "{key}" has positional constructor arguments; the safe loader reads keyword '
             f'arguments only. {TRUST_HINT}')
+    layers = len({m.group(1) for m in map(_LAYER.match, tensors) if m})
+    if layers > limits.max_layers:
+        raise LoadError(f'Snapshot entry "{key}" has {layers} blocks and mapping layers, more than max_layers='
+            f'{limits.max_layers}; raise that limit (see docs/security.md) if the file is genuine.')
     elements = sum(t.numel() for t in tensors.values())
     if elements > limits.max_tensor_elements:
         raise LoadError(f'Snapshot entry "{key}" holds {elements} tensor elements, more than max_tensor_elements='
