@@ -669,3 +669,32 @@ def test_layer_counts_from_names_are_bounded_before_construction(tmp_path):
         conv_clamp=None)), _parameters={}, _buffers={}, _modules={'synthesis': synthesis, 'mapping': mapping})
     with pytest.raises(safe_load.LoadError, match='1001 blocks and mapping layers, more than max_layers'):
         load(dumps(dict(G_ema=hostile)), tmp_path)
+
+#----------------------------------------------------------------------------
+# 5. Each entry holds a network of its role.
+
+@pytest.fixture(scope='module')
+def d_small():
+    from training.networks_Discriminator import Discriminator
+    return build_case(Discriminator, 'd_orig')
+
+
+def test_entries_hold_networks_of_their_role(tmp_path, g_small, d_small):
+    from training.augment import AugmentPipe
+    augment_pipe = AugmentPipe(xflip=1)
+    for name, snapshot in [('d_as_g', dict(G_ema=d_small)), ('augment_as_g', dict(G_ema=augment_pipe)),
+                           ('g_as_d', dict(G_ema=g_small, D=g_small)), ('d_as_augment', dict(G_ema=g_small, augment_pipe=d_small))]:
+        with pytest.raises(safe_load.LoadError, match='where snapshots hold a'):
+            load(dumps(snapshot), tmp_path, f'{name}.pkl')
+    loaded = load(dumps(dict(G_ema=g_small, D=d_small, augment_pipe=augment_pipe)), tmp_path)
+    assert [type(loaded[key]).__name__ for key in ['G_ema', 'D', 'augment_pipe']] == ['Generator', 'Discriminator', 'AugmentPipe']
+
+
+def test_safetensors_entries_hold_networks_of_their_role(tmp_path, g_small, d_small):
+    import safetensors.torch
+    tensors = {f'G_ema.{k}': v.contiguous() for k, v in d_small.state_dict().items()}
+    description = dict(format='styleformer-snapshot', version=1, modules=dict(G_ema=dict(
+        class_name='training.networks_Discriminator.Discriminator', init_args=[], init_kwargs=dict(d_small.init_kwargs))))
+    data = safetensors.torch.save(tensors, metadata={'styleformer_snapshot': json.dumps(description)})
+    with pytest.raises(safe_load.LoadError, match='where snapshots hold a Generator'):
+        load(data, tmp_path, 'd_as_g.safetensors')

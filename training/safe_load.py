@@ -78,6 +78,7 @@ def resolve_limits(**overrides):
 
 SNAPSHOT_KEYS = ('G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs')
 MODULE_KEYS = ('G', 'D', 'G_ema', 'augment_pipe')
+ROLES = dict(G='Generator', G_ema='Generator', D='Discriminator', augment_pipe='AugmentPipe')  # The class each entry holds.
 
 _short_repr = reprlib.Repr()
 _short_repr.maxlevel, _short_repr.maxdict, _short_repr.maxlist, _short_repr.maxstring, _short_repr.maxother = 3, 8, 8, 40, 40
@@ -279,6 +280,12 @@ def _known_class_names():
     return sorted({f'{module}.{name}' for _, module, name, _ in _ARCHITECTURES})
 
 
+def _check_role(key, class_name):
+    if class_name != ROLES[key]:
+        raise LoadError(f'Snapshot entry "{key}" holds a {class_name[:60]}, where snapshots hold a {ROLES[key]}; the '
+            'file is corrupt or hostile.')
+
+
 def _resolve_class(spec, key):
     for stored_name, module_name, class_name, matches in _ARCHITECTURES:
         if spec.class_name == stored_name and matches(list(spec.tensors)):
@@ -476,6 +483,7 @@ def _load_safetensors(data, file_name, limits):
         if entry.get('class_name') not in known:
             raise LoadError(f'Safetensors entry "{key}" names class {_brief(entry.get("class_name"))}; this codebase '
                 f'rebuilds only {", ".join(sorted(known))}.')
+        _check_role(key, known[entry['class_name']][1])
         prefix = key + '.'
         module_tensors = {name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)}
         result[key] = build_module(_our_class(*known[entry['class_name']]), tuple(entry.get('init_args', [])),
@@ -508,6 +516,7 @@ def _rebuild_safely(result, limits):
             if key not in MODULE_KEYS:
                 raise LoadError(f'Snapshot entry "{key[:40]}" is a network, but snapshots hold networks only in '
                     f'{", ".join(MODULE_KEYS)}. {TRUST_HINT}')
+            _check_role(key, value.class_name)
             spec = _record_spec(value, key, budget)
             rebuilt[key] = build_module(_resolve_class(spec, key), spec.init_args, spec.init_kwargs, spec.tensors, key,
                 training=spec.training, limits=limits)
