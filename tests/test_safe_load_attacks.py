@@ -698,3 +698,26 @@ def test_safetensors_entries_hold_networks_of_their_role(tmp_path, g_small, d_sm
     data = safetensors.torch.save(tensors, metadata={'styleformer_snapshot': json.dumps(description)})
     with pytest.raises(safe_load.LoadError, match='where snapshots hold a Generator'):
         load(data, tmp_path, 'd_as_g.safetensors')
+
+#----------------------------------------------------------------------------
+# 6. Storages the networks cannot hold (quantized, complex) are refused by the reader.
+
+@pytest.mark.parametrize('storage_type', ['QUInt8Storage', 'QInt8Storage', 'QInt32Storage', 'ComplexFloatStorage'])
+def test_storages_networks_cannot_hold_are_refused(tmp_path, g_small, storage_type):
+    n = g_small.mapping.w_avg.numel()
+    w_avg = Call(torch._utils._rebuild_tensor_v2, storage_call(legacy_storage(bytes(4 * n), storage_type=storage_type)),
+        0, (n,), (1,), False, collections.OrderedDict())
+    with pytest.raises(safe_load.LoadError, match='plain numbers') as info:
+        load(dumps(dict(G_ema=with_buffer(g_small, 'mapping.w_avg', w_avg))), tmp_path)
+    assert '\n' not in str(info.value)
+
+
+def test_safetensors_tensors_networks_cannot_hold_are_refused(tmp_path, g_small):
+    import safetensors.torch
+    tensors = {f'G_ema.{k}': v.contiguous() for k, v in g_small.state_dict().items()}
+    tensors['G_ema.mapping.w_avg'] = tensors['G_ema.mapping.w_avg'].to(torch.complex64)
+    description = dict(format='styleformer-snapshot', version=1, modules=dict(G_ema=dict(
+        class_name='training.networks_Generator.Generator', init_args=[], init_kwargs=dict(g_small.init_kwargs))))
+    data = safetensors.torch.save(tensors, metadata={'styleformer_snapshot': json.dumps(description)})
+    with pytest.raises(safe_load.LoadError, match='complex64'):
+        load(data, tmp_path, 'complex.safetensors')

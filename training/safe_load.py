@@ -35,7 +35,7 @@ import torch
 import dnnlib
 from dnnlib.util import atomic_write
 from training import model_zoo, precision
-from training.safe_pickle import TRUST_HINT, LoadError, Record, Unread, unpickle
+from training.safe_pickle import NETWORK_DTYPES, TRUST_HINT, LoadError, Record, Unread, unpickle
 
 #----------------------------------------------------------------------------
 # Limits: every bound on the work a file can cause, with its default. Raise one for a single
@@ -457,6 +457,10 @@ def _load_safetensors(data, file_name, limits):
         tensors = safetensors.torch.load(data)
     except Exception as err:
         raise LoadError(f'The safetensors file is truncated or corrupt ({type(err).__name__}).') from None
+    unusable = sorted(str(dtype) for dtype in {t.dtype for t in tensors.values()} - NETWORK_DTYPES)
+    if unusable:
+        raise LoadError(f'The safetensors file holds tensors of type {", ".join(unusable[:3])}; network tensors are plain '
+            'numbers (float, integer or bool), the file is corrupt or hostile.')
     metadata = header.get('__metadata__') if isinstance(header, dict) else None
     text = metadata.get(_SAFETENSORS_META_KEY) if isinstance(metadata, dict) else None
     if text is None and file_name is not None and os.path.isfile(os.path.splitext(file_name)[0] + '.json'):

@@ -437,12 +437,14 @@ class _Machine:
 _LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
 _LEGACY_VERSION = 1001
 
-# The storage types network tensors are made of (torch's legacy names).
+# The storage types network tensors are made of (torch's legacy names): plain numbers, which
+# load_state_dict copies into any parameter. Quantized and complex storages are refused.
 _STORAGE_DTYPES = {
     'FloatStorage': torch.float32, 'DoubleStorage': torch.float64, 'HalfStorage': torch.float16,
     'BFloat16Storage': torch.bfloat16, 'LongStorage': torch.int64, 'IntStorage': torch.int32,
     'ShortStorage': torch.int16, 'CharStorage': torch.int8, 'ByteStorage': torch.uint8, 'BoolStorage': torch.bool,
 }
+NETWORK_DTYPES = frozenset(_STORAGE_DTYPES.values())
 
 
 class _StorageMachine(_Machine):
@@ -454,6 +456,12 @@ class _StorageMachine(_Machine):
 
     def op_BINPERSID(self, arg):
         self.push(_DeclaredStorage(self.pop()))
+
+    def find(self, module, name):
+        if (module, name) not in self.table:
+            raise LoadError(f'A tensor storage in the file is a {module[:40]}.{name[:40]}; network tensors are plain '
+                'numbers (float, integer or bool storages), the file is corrupt or hostile.')
+        return super().find(module, name)
 
 
 class _DeclaredStorage:
