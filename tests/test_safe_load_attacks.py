@@ -721,3 +721,50 @@ def test_safetensors_tensors_networks_cannot_hold_are_refused(tmp_path, g_small)
     data = safetensors.torch.save(tensors, metadata={'styleformer_snapshot': json.dumps(description)})
     with pytest.raises(safe_load.LoadError, match='complex64'):
         load(data, tmp_path, 'complex.safetensors')
+
+#----------------------------------------------------------------------------
+# 7. Messages quote the file escaped and shortened: one line, no terminal control sequences.
+
+EVIL = '\n' + 'Traceback (most recent call last):\nSaved out.pkl\x1b[2J\x1b]0;title\x07\r\u202e' + 'x' * 5000
+
+
+def _evil_files(g_small):
+    t = torch.zeros(1)
+    G = copy.deepcopy(g_small)
+    G.mapping._buffers[EVIL[:90]] = torch.zeros(1)  # An unexpected tensor (names are at most 100 characters).
+    G_kwarg = copy.deepcopy(g_small)
+    G_kwarg._init_kwargs = dict(g_small.init_kwargs, **{EVIL[:90]: 1})  # Read back as a keyword of the constructor.
+    return {
+        'class_name': dict(G_ema=record(EVIL[:150], _init_kwargs={})),  # Class names have at most 200 characters.
+        'entry_key': {'G_ema': g_small, EVIL: g_small},
+        'plain_entry': {'G_ema': g_small, EVIL: [torch.zeros(1)]},
+        'submodule': dict(G_ema=record('Generator', _init_kwargs={}, _modules={EVIL[:90]: 5})),
+        'parameter': dict(G_ema=record('Generator', _init_kwargs={}, _parameters={EVIL[:90]: 'x'})),
+        'long_name': dict(G_ema=record('Generator', _init_kwargs={}, _parameters={EVIL: t})),
+        'unexpected_tensor': dict(G_ema=G),
+        'kwarg': dict(G_ema=G_kwarg),
+        'no_g_ema': {'G': None, EVIL: 1},
+    }
+
+
+def assert_clean_line(message):
+    assert message.isprintable() and len(message) < 1200, message
+
+
+def test_messages_quote_the_file_escaped_and_short(tmp_path, g_small):
+    files = {name: dumps(value) for name, value in _evil_files(g_small).items()}
+    files['global'] = ops(glob('os' + EVIL, 'system' + EVIL))
+    files['stack_global'] = ops(text('os'), text(EVIL), pickle.STACK_GLOBAL)
+    files['storage_type'] = dumps(dict(G_ema=_generator_record({'weight': Call(torch._utils._rebuild_tensor_v2,
+        storage_call(legacy_storage(bytes(4), storage_type='Float' + EVIL[:50])), 0, (1,), (1,), False, {})})))
+    for name, data in files.items():
+        with pytest.raises(safe_load.LoadError) as info:
+            load(data, tmp_path, f'{name}.pkl')
+        assert_clean_line(str(info.value))
+
+
+def test_the_tools_print_the_file_escaped(tmp_path):
+    source = write_file(tmp_path / 'evil.pkl', dumps(dict(G_ema=record(EVIL[:150], _init_kwargs={}))))
+    result = CliRunner().invoke(legacy.convert_network_pickle, [f'--source={source}', f'--dest={tmp_path / "out.pkl"}'])
+    assert result.exit_code == 1
+    assert_clean_line(result.output.strip())

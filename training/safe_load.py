@@ -35,7 +35,7 @@ import torch
 import dnnlib
 from dnnlib.util import atomic_write
 from training import model_zoo, precision
-from training.safe_pickle import NETWORK_DTYPES, TRUST_HINT, LoadError, Record, Unread, unpickle
+from training.safe_pickle import NETWORK_DTYPES, TRUST_HINT, LoadError, Record, Unread, quoted, unpickle
 
 #----------------------------------------------------------------------------
 # Limits: every bound on the work a file can cause, with its default. Raise one for a single
@@ -186,7 +186,7 @@ class ModuleSpec:
 
 def _record_spec(record, key, budget):
     state = record.state
-    where = f'Snapshot entry "{key}" ({record.class_name[:60]})'
+    where = f'Snapshot entry "{key}" ({quoted(record.class_name)})'
     init_args = _plain(state.get('_init_args', ()), budget, where + ' constructor arguments')
     init_kwargs = _plain(state.get('_init_kwargs', {}), budget, where + ' constructor arguments')
     if not isinstance(init_args, (list, tuple)) or not isinstance(init_kwargs, dict):
@@ -211,7 +211,7 @@ def _named_entries(record, field, key, prefix, budget):
     if entries is None:
         return {}
     if not isinstance(entries, dict):
-        raise LoadError(f'Snapshot entry "{key}": {field} of module "{prefix or key}" is a {type(entries).__name__}, '
+        raise LoadError(f'Snapshot entry "{key}": {field} of module {quoted(prefix) if prefix else key} is a {type(entries).__name__}, '
             'not a dict; the file is corrupt.')
     if field == '_modules':
         budget.records(len(entries))
@@ -219,7 +219,7 @@ def _named_entries(record, field, key, prefix, budget):
         budget.tensors(len(entries))
     longest = max(map(len, entries), default=0)
     if longest > _MAX_NAME_LENGTH:
-        raise LoadError(f'Snapshot entry "{key}": module "{prefix or key}" has a {field[1:]} name of {longest} '
+        raise LoadError(f'Snapshot entry "{key}": module {quoted(prefix) if prefix else key} has a {field[1:]} name of {longest} '
             f'characters (network attribute names have at most {_MAX_NAME_LENGTH}); the file is corrupt or hostile.')
     return entries
 
@@ -228,7 +228,7 @@ def _collect_tensors(record, prefix, tensors, budget, path, key):
     """Add the state dict of `record` and its submodules to `tensors`; `path` holds the records
     being visited, to refuse cycles."""
     if id(record) in path:
-        raise LoadError(f'Snapshot entry "{key}": module "{prefix}" contains itself; the file is corrupt or hostile.')
+        raise LoadError(f'Snapshot entry "{key}": module {quoted(prefix)} contains itself; the file is corrupt or hostile.')
     if len(path) >= budget.limits.max_depth:
         raise LoadError(f'Snapshot entry "{key}": modules are nested deeper than max_depth={budget.limits.max_depth}.')
     path.add(id(record))
@@ -241,14 +241,14 @@ def _collect_tensors(record, prefix, tensors, budget, path, key):
             if value is None or (field == '_buffers' and name in non_persistent):
                 continue
             if not isinstance(value, torch.Tensor):
-                raise LoadError(f'Snapshot entry "{key}": {field[1:-1]} "{prefix}{name}" is a {type(value).__name__}, '
+                raise LoadError(f'Snapshot entry "{key}": {field[1:-1]} {quoted(prefix + name)} is a {type(value).__name__}, '
                     'not a tensor; the file is corrupt.')
             tensors[prefix + name] = value
     for name, child in _named_entries(record, '_modules', key, prefix, budget).items():
         if isinstance(child, Record):
             _collect_tensors(child, f'{prefix}{name}.', tensors, budget, path, key)
         elif child is not None:
-            raise LoadError(f'Submodule "{prefix}{name}" of {record.class_name[:60]} is a {type(child).__name__}, '
+            raise LoadError(f'Submodule {quoted(prefix + name)} of {quoted(record.class_name)} is a {type(child).__name__}, '
                 f'which the safe loader cannot read. {TRUST_HINT}')
     path.remove(id(record))
 
@@ -283,7 +283,7 @@ def _known_class_names():
 def _check_role(key, class_name):
     # Names of no known network are refused later, with the hint to trust the file.
     if class_name in ROLES.values() and class_name != ROLES[key]:
-        raise LoadError(f'Snapshot entry "{key}" holds a {class_name[:60]}, where snapshots hold a {ROLES[key]}; the '
+        raise LoadError(f'Snapshot entry "{key}" holds a {quoted(class_name)}, where snapshots hold a {ROLES[key]}; the '
             'file is corrupt or hostile.')
 
 
@@ -291,7 +291,7 @@ def _resolve_class(spec, key):
     for stored_name, module_name, class_name, matches in _ARCHITECTURES:
         if spec.class_name == stored_name and matches(list(spec.tensors)):
             return _our_class(module_name, class_name)
-    raise LoadError(f'Snapshot entry "{key}" is a "{spec.class_name[:60]}", an architecture this codebase does not '
+    raise LoadError(f'Snapshot entry "{key}" is a {quoted(spec.class_name)}, an architecture this codebase does not '
         f'know (it rebuilds {", ".join(_known_class_names())}). {TRUST_HINT}')
 
 #----------------------------------------------------------------------------
@@ -372,14 +372,18 @@ def _check_before_construction(cls, init_args, init_kwargs, tensors, key, limits
     wrong_shape = sorted(name for name in set(expected) & set(stored) if expected[name] != stored[name])
     if missing or unexpected or wrong_shape:
         raise LoadError(f'Snapshot entry "{key}" ({cls.__name__}) does not match this codebase\'s architecture: '
-            f'missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong_shape[:5]}. {TRUST_HINT}')
+            f'missing {_names(missing)}, unexpected {_names(unexpected)}, wrong shape {_names(wrong_shape)}. {TRUST_HINT}')
+
+
+def _names(names):
+    return '[' + ', '.join(quoted(name, 80) for name in names[:5]) + (', ...]' if len(names) > 5 else ']')
 
 
 def _construct(cls, init_kwargs, key):
     try:
         return cls(**init_kwargs)
     except Exception as err:
-        reason = ' '.join(str(err).split())[:200]
+        reason = quoted(' '.join(str(err).split()), 200)  # It can name a keyword argument of the file.
         raise LoadError(f'Snapshot entry "{key}": cannot construct {cls.__module__}.{cls.__name__} from the stored '
             f'arguments {_brief(init_kwargs)}: {type(err).__name__}: {reason}. {TRUST_HINT}') from None
 
@@ -483,7 +487,7 @@ def _load_safetensors(data, file_name, limits):
     for key, entry in modules.items():
         if (key not in MODULE_KEYS or not isinstance(entry, dict) or not isinstance(entry.get('init_kwargs', {}), dict)
                 or not isinstance(entry.get('init_args', []), list)):
-            raise LoadError(f'Safetensors description entry "{key[:40]}" is not a network entry of {", ".join(MODULE_KEYS)} '
+            raise LoadError(f'Safetensors description entry {quoted(key)} is not a network entry of {", ".join(MODULE_KEYS)} '
                 'with class_name, init_args and init_kwargs; write it again with legacy.py.')
         if entry.get('class_name') not in known:
             raise LoadError(f'Safetensors entry "{key}" names class {_brief(entry.get("class_name"))}; this codebase '
@@ -509,7 +513,7 @@ def _read_pickle(data, trust, limits):
             'it again.') from None
     except Exception as err:
         raise LoadError(f'Unpickling the snapshot with its own embedded code failed ({type(err).__name__}: '
-            f'{" ".join(str(err).split())[:200]}); the file is corrupt or needs code this codebase does not provide.') from None
+            f'{quoted(" ".join(str(err).split()), 200)}); the file is corrupt or needs code this codebase does not provide.') from None
 
 
 def _rebuild_safely(result, limits):
@@ -519,7 +523,7 @@ def _rebuild_safely(result, limits):
     for key, value in result.items():
         if isinstance(value, Record):
             if key not in MODULE_KEYS:
-                raise LoadError(f'Snapshot entry "{key[:40]}" is a network, but snapshots hold networks only in '
+                raise LoadError(f'Snapshot entry {quoted(key)} is a network, but snapshots hold networks only in '
                     f'{", ".join(MODULE_KEYS)}. {TRUST_HINT}')
             _check_role(key, value.class_name)
             spec = _record_spec(value, key, budget)
@@ -529,7 +533,7 @@ def _rebuild_safely(result, limits):
             raise LoadError(f'Snapshot entry "{key}" is a {type(value).__name__}, not a network; the file is not a '
                 'snapshot this codebase reads.')
         else:
-            rebuilt[key] = _plain(value, budget, f'Snapshot entry "{key[:40]}"')
+            rebuilt[key] = _plain(value, budget, f'Snapshot entry {quoted(key)}')
     rebuilt['training_set_kwargs'] = dataset_kwargs_from_file(rebuilt.get('training_set_kwargs'))
     return rebuilt
 
@@ -591,7 +595,7 @@ def load_network_pkl(f, force_fp16=False, trust=False, **limits):
             result = _rebuild_safely(result, limits)
 
     if result.get('G_ema') is None:
-        raise LoadError(f'The snapshot has no G_ema (entries: {sorted(str(k)[:40] for k, v in result.items() if v is not None)[:10]}); '
+        raise LoadError(f'The snapshot has no G_ema (entries: {_names(sorted(str(k) for k, v in result.items() if v is not None))}); '
             f'generation needs the generator\'s moving average G_ema.')
     for key in SNAPSHOT_KEYS:
         result.setdefault(key, None)

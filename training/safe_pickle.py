@@ -34,6 +34,12 @@ class LoadError(Exception):
     """A snapshot could not be loaded; the message says why and what to do."""
 
 
+def quoted(text, limit=60):
+    """A string from the file as an error message quotes it: escaped (no newlines or terminal
+    control sequences reach the terminal) and shortened to `limit` characters."""
+    return repr(text[:limit]) + ('...' if len(text) > limit else '')
+
+
 class Record:
     """A persistent object as the file stores it: its class name and pickled state. The module
     source stored beside them is dropped unread: it is never executed."""
@@ -58,7 +64,7 @@ def _persistent_record(meta):
         raise LoadError('The file names a persistent class of more than 200 characters; it is not a network snapshot.')
     state = meta.get('state')
     if state is not None and not isinstance(state, dict):
-        raise LoadError(f'Persistent object {meta["class_name"][:60]} has a {type(state).__name__} as its state, '
+        raise LoadError(f'Persistent object {quoted(meta["class_name"])} has a {type(state).__name__} as its state, '
             'not a dict; the file is corrupt or not a network snapshot.')
     return Record(meta['class_name'], state or {})
 
@@ -396,9 +402,8 @@ class _Machine:
         if module.startswith('dnnlib.tflib'):
             raise LoadError('This is a TensorFlow snapshot (StyleGAN/StyleGAN2 TF); convert it with the '
                 'StyleGAN2-ADA PyTorch tools first. This codebase reads PyTorch snapshots only.')
-        shown = f'{module}.{name}'
-        shown = shown if len(shown) <= 100 else shown[:100] + '...'
-        raise LoadError(f'The file refers to "{shown}", which the safe loader does not allow (it could run code). {TRUST_HINT}')
+        raise LoadError(f'The file refers to {quoted(module)}.{quoted(name)}, which the safe loader does not allow (it '
+            f'could run code). {TRUST_HINT}')
 
     def op_REDUCE(self, arg):
         args, func = self.pop(), self.pop()
@@ -459,7 +464,7 @@ class _StorageMachine(_Machine):
 
     def find(self, module, name):
         if (module, name) not in self.table:
-            raise LoadError(f'A tensor storage in the file is a {module[:40]}.{name[:40]}; network tensors are plain '
+            raise LoadError(f'A tensor storage in the file is a {quoted(module)}.{quoted(name)}; network tensors are plain '
                 'numbers (float, integer or bool storages), the file is corrupt or hostile.')
         return super().find(module, name)
 
