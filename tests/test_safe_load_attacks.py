@@ -768,3 +768,111 @@ def test_the_tools_print_the_file_escaped(tmp_path):
     result = CliRunner().invoke(legacy.convert_network_pickle, [f'--source={source}', f'--dest={tmp_path / "out.pkl"}'])
     assert result.exit_code == 1
     assert_clean_line(result.output.strip())
+
+#----------------------------------------------------------------------------
+# 8. The explorer and the other readers: ranges, Host headers, projected w's, dataset files.
+
+def asgi_get(app, url, host='127.0.0.1:8000'):
+    """(status, body) of a GET of `url` from the ASGI `app`, with the Host header given."""
+    import asyncio
+    path, _, query = url.partition('?')
+    scope = dict(type='http', asgi=dict(version='3.0'), http_version='1.1', method='GET', scheme='http', path=path,
+        raw_path=path.encode(), query_string=query.encode(), headers=[(b'host', host.encode())], root_path='',
+        server=('127.0.0.1', 8000), client=('127.0.0.1', 5000))
+    messages = []
+
+    async def receive():
+        return dict(type='http.request', body=b'', more_body=False)
+
+    async def send(message):
+        messages.append(message)
+    asyncio.run(app(scope, receive, send))
+    return messages[0]['status'], b''.join(m.get('body', b'') for m in messages[1:])
+
+
+class _InfoOnly:
+    """A renderer that answers /api/info only."""
+
+    def info(self):
+        return dict(resolution=8)
+
+
+def test_ranges_are_counted_before_they_are_expanded():
+    from training import tools
+    with pytest.raises(ValueError, match='holds 100000001 values; at most 256'):
+        tools.parse_range('0-100000000', 256)
+    with pytest.raises(ValueError, match='holds'):
+        tools.parse_range('0-' + '9' * 18, 10**6)
+    with pytest.raises(ValueError, match='not a number'):
+        tools.parse_range('1' * 5000, 10)  # More digits than any seed: refused before int() parses them.
+    from explorer_app.server import create_app
+    status, body = asgi_get(create_app(_InfoOnly()), '/api/image.png?mix_seed=1&mix_styles=0-100000000')
+    assert status == 400 and b'at most 256' in body
+    import generate
+    result = CliRunner().invoke(generate.generate_images_cmd, ['--network=x.pkl', '--outdir=out', '--seeds=0-100000000000'])
+    assert result.exit_code == 2 and 'at most 1000000' in result.output
+
+
+@pytest.mark.parametrize('host, allowed', [('127.0.0.1:8000', True), ('localhost:8000', True), ('[::1]:8000', True),
+    ('192.168.1.5:8000', True), ('myserver:8000', True), ('evil.example:8000', False), ('localhost.evil.example', False),
+    ('', False)])
+def test_the_explorer_answers_requests_for_itself_only(host, allowed):
+    from explorer_app.server import create_app
+    status, body = asgi_get(create_app(_InfoOnly(), host='myserver'), '/api/info', host=host)
+    assert (status == 200) == allowed, body
+    if not allowed:
+        assert status == 400 and b'Host header' in body
+
+
+def test_projected_w_files_are_bounded_and_checked(tmp_path, g_small):
+    from training import tools
+    def npz(name, **arrays):
+        np.savez_compressed(tmp_path / name, **arrays)
+        return str(tmp_path / name)
+    good = npz('good.npz', w=np.ones([1, g_small.num_ws, g_small.w_dim], np.float32))
+    assert tools.load_projected_w(good, g_small, 'cpu').shape == (1, g_small.num_ws, g_small.w_dim)
+    bomb = npz('bomb.npz', w=np.zeros([tools.MAX_PROJECTED_WS + 1, g_small.num_ws, g_small.w_dim], np.float64))
+    assert os.path.getsize(bomb) < 100_000
+    np.save(tmp_path / 'single.npy', np.ones([1, g_small.num_ws, g_small.w_dim], np.float32))
+    for path, message in [(bomb, 'larger than 1000'), (str(tmp_path / 'single.npy'), 'single array'),
+                          (npz('names.npz', w=np.array([[['a'] * g_small.w_dim] * g_small.num_ws])), 'floats'),
+                          (npz('other.npz', z=np.ones(3)), 'w.npy'), (write_file(tmp_path / 'text.npz', b'PK junk'), 'not an .npz')]:
+        with pytest.raises(ValueError, match=message):
+            tools.load_projected_w(path, g_small, 'cpu')
+
+
+def _dataset_zip(path, labels_json, images=1):
+    import zipfile
+    import PIL.Image
+    image = io.BytesIO()
+    PIL.Image.new('RGB', (4, 4)).save(image, format='PNG')
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as archive:
+        for i in range(images):
+            archive.writestr(f'img{i}.png', image.getvalue())
+        archive.writestr('dataset.json', labels_json)
+    return str(path)
+
+
+@pytest.mark.parametrize('labels_json, message', [
+    ('{"labels": [["img0.png", 0]]' + ' ' * 30_000_000 + '}', 'larger than'),     # Deflates a thousandfold.
+    ('[' * 100_000 + ']' * 100_000, 'RecursionError'),
+    ('{"labels": [1, 2]}', 'pairs'),
+    ('{"labels": [[5, 0]]}', 'pairs'),
+    ('{"labels": {"img0.png": 0}}', 'pairs'),
+    ('[1]', 'TypeError'),
+    ('{"labels": [["img0.png\\u001b[2J", 0]]}', 'no label'),
+], ids=['bomb', 'deep', 'ints', 'name_not_str', 'dict', 'list', 'escape'])
+def test_dataset_label_files_are_bounded_and_checked(tmp_path, labels_json, message):
+    from training.dataset import DatasetError, ImageFolderDataset
+    path = _dataset_zip(tmp_path / 'd.zip', labels_json)
+    assert os.path.getsize(path) < 100_000
+    with pytest.raises(DatasetError, match=message) as info:
+        ImageFolderDataset(path, use_labels=True)
+    assert '\n' not in str(info.value)
+
+
+def test_dataset_arguments_from_a_snapshot_have_the_dataset_types(tmp_path, g_small, capsys):
+    for name, value in [('path', 5), ('path', None), ('resolution', '64'), ('use_labels', 'yes'), ('random_seed', 1.5)]:
+        kwargs = dict(dict(class_name='training.dataset.ImageFolderDataset', path='d.zip'), **{name: value})
+        assert load(dumps(dict(G_ema=g_small, training_set_kwargs=kwargs)), tmp_path)['training_set_kwargs'] is None
+        assert f'{name} is a {type(value).__name__}' in capsys.readouterr().err

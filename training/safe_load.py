@@ -146,7 +146,8 @@ def _plain(value, budget, where, depth=0):
 
 
 DATASET_CLASS = 'training.dataset.ImageFolderDataset'
-_DATASET_KEYS = ('path', 'resolution', 'use_labels', 'max_size', 'xflip', 'random_seed')
+_DATASET_KEYS = dict(path=(str,), resolution=(int, type(None)), use_labels=(bool,), max_size=(int, type(None)),
+    xflip=(bool,), random_seed=(int,))  # The arguments kept, with the types the dataset takes.
 
 
 def _warn(reason):
@@ -166,8 +167,8 @@ def dataset_kwargs_from_file(value):
     result = dnnlib.EasyDict(class_name=DATASET_CLASS) if 'class_name' in value else dnnlib.EasyDict()
     for key in _DATASET_KEYS:
         if key in value:
-            if not (value[key] is None or isinstance(value[key], (bool, int, float, str))):
-                _warn(f'{key} is a {type(value[key]).__name__}, not a plain value')
+            if not isinstance(value[key], _DATASET_KEYS[key]):
+                _warn(f'{key} is a {type(value[key]).__name__}, not a {" or ".join(t.__name__ for t in _DATASET_KEYS[key])}')
                 return None
             result[key] = value[key]
     return result
