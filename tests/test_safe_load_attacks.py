@@ -876,3 +876,30 @@ def test_dataset_arguments_from_a_snapshot_have_the_dataset_types(tmp_path, g_sm
         kwargs = dict(dict(class_name='training.dataset.ImageFolderDataset', path='d.zip'), **{name: value})
         assert load(dumps(dict(G_ema=g_small, training_set_kwargs=kwargs)), tmp_path)['training_set_kwargs'] is None
         assert f'{name} is a {type(value).__name__}' in capsys.readouterr().err
+
+#----------------------------------------------------------------------------
+# 9. Trusted caches: the file a model name resolves to is named, and a planted one is pointed out.
+
+def test_a_planted_cached_model_is_pointed_out(tmp_path, monkeypatch, capsys):
+    from training import model_zoo
+    url = 'http://127.0.0.1:9/never-downloaded.pkl'  # Nothing is fetched: the cached file is used.
+    (tmp_path / 'models.json').write_text(json.dumps(dict(models=[dict(name='some-model', url=url, sha256=None)])))
+    monkeypatch.setenv(model_zoo.MODEL_LIST_ENV, str(tmp_path / 'models.json'))
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
+    planted = dnnlib.util.cache_file_path(url)
+    os.makedirs(os.path.dirname(planted))
+    write_file(planted, pickle.dumps(dict(G_ema=None)))
+    assert model_zoo.open_network('some-model', verbose=False, return_filename=True) == planted
+    assert f'{planted} (found in the cache, not downloaded by this codebase)' in capsys.readouterr().err
+    model_zoo.open_network('some-model', return_filename=True)
+    assert f'Model some-model: {planted} (sha256 as recorded' in capsys.readouterr().err
+
+
+def test_a_local_file_named_like_a_model_is_pointed_out(tmp_path, monkeypatch, capsys):
+    from training import model_zoo
+    name = sorted(model_zoo.load_models())[0]
+    monkeypatch.chdir(tmp_path)
+    write_file(tmp_path / name, b'local')
+    assert model_zoo.resolve_network(name)[0] == name
+    assert f'"{name}" is the local file {tmp_path / name}, not the listed model' in capsys.readouterr().err
+    assert model_zoo.resolve_network(f'./{name}')[0] == f'./{name}' and capsys.readouterr().err == ''
