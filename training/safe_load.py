@@ -46,7 +46,7 @@ from training.safe_pickle import NETWORK_DTYPES, TRUST_HINT, LoadError, Record, 
 @dataclasses.dataclass(frozen=True)
 class Limits:
     max_file_bytes: int = 32 * 2**30            # Size of the snapshot file.
-    max_opcodes: int = 10_000_000               # Pickle instructions, plus the items that calls walk.
+    max_opcodes: int = 2_000_000                # Pickle instructions, plus the work of the calls they make.
     max_tensor_elements: int = 16_000_000_000   # Tensor elements over the whole file (and per network).
     max_records: int = 100_000                  # Persistent objects (networks and their submodules), counted per use.
     max_tensors: int = 100_000                  # Tensors (state-dict entries) over the whole file, counted per use.

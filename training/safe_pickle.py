@@ -13,8 +13,8 @@ itself instead: a file can only
   are not read: `Unread`).
 
 Nothing the file does can reach an object that exists outside this load. Work is bounded by
-`max_opcodes`, which counts the instructions and the items that calls walk (one memoized list
-can be handed to any number of calls); the storages together hold at most the file's bytes,
+`max_opcodes`, which counts the instructions, the items that calls walk (one memoized list can
+be handed to any number of calls) and the work of each call; the storages together hold at most the file's bytes,
 and tensors may not claim more elements than the data they were read from holds
 (`max_tensor_elements` bounds the total).
 """
@@ -88,18 +88,21 @@ def _int_tuple(value, what):
         raise LoadError(f'A tensor in the file has a malformed {what}; the file is corrupt.')
     return value
 
+
 class _TensorMaker:
     """The tensor functions of one load; they share the budget of tensor elements."""
 
-    def __init__(self, max_elements, max_storage_bytes):
+    def __init__(self, max_elements, max_storage_bytes, work):
         self.elements_left = max_elements
         self.storage_bytes_left = max_storage_bytes
+        self.work = work
 
     def storage_from_bytes(self, data):
         if not isinstance(data, bytes):
             raise LoadError('A tensor storage in the file is not stored as bytes; the file is corrupt.')
         # A file can hand the same bytes to any number of calls: each read counts, so all storages
         # together hold no more than the file does.
+        self.work.spend(STORAGE_WORK)
         self.storage_bytes_left -= len(data)
         if self.storage_bytes_left < 0:
             raise LoadError('The tensor storages of the file hold more bytes than the file (stored data read more than '
@@ -107,6 +110,7 @@ class _TensorMaker:
         return _Storage(*_read_storage(data))
 
     def tensor(self, storage, offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
+        self.work.spend(TENSOR_WORK)
         if not isinstance(storage, _Storage) or not _int64(offset):
             raise LoadError('A tensor in the file has no valid storage or offset; the file is corrupt.')
         size, stride = _int_tuple(size, 'size'), _int_tuple(stride, 'stride')
@@ -250,8 +254,15 @@ TRUST_HINT = ('If you trust the file, load it with its own embedded code by pass
 
 #----------------------------------------------------------------------------
 
+# The work of a call in instructions (about a microsecond each), as measured: reading a storage's
+# bytes takes about 200, making a tensor about 10.
+STORAGE_WORK = 200
+TENSOR_WORK = 10
+
+
 class _Work:
-    """The work one load may still do: pickle instructions, plus the items each call walks."""
+    """The work one load may still do: pickle instructions, plus the items each call walks and
+    the work of each call, in instructions."""
 
     def __init__(self, max_opcodes):
         self.max_opcodes = self.left = max_opcodes
@@ -521,7 +532,7 @@ def unpickle(data, max_opcodes, max_tensor_elements):
     """The object pickled in `data`, read as described in the module docstring."""
     try:
         work = _Work(max_opcodes)
-        return _Machine(_globals(_TensorMaker(max_tensor_elements, len(data)), work), work).run(data)
+        return _Machine(_globals(_TensorMaker(max_tensor_elements, len(data), work), work), work).run(data)
     except LoadError:
         raise
     except (ValueError, EOFError, IndexError, OverflowError, UnicodeDecodeError, MemoryError) as err:
