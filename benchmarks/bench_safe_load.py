@@ -60,11 +60,11 @@ def figures(data):
     elements = sum(t.numel() for t in tensors.values())
     # What the loader counts against max_opcodes: each tensor also reads its own storage.
     work = opcodes + (safe_pickle.STORAGE_WORK + safe_pickle.TENSOR_WORK) * len(tensors)
-    names = [name for key in safe_load.MODULE_KEYS for name in data[key].state_dict()]
+    names = sum(len(data[key].state_dict()) for key in safe_load.MODULE_KEYS)
     layers = max(len({m.group(1) for m in map(safe_load._LAYER.match, data[key].state_dict()) if m})  # pylint: disable=protected-access
         for key in safe_load.MODULE_KEYS)
     file_bytes = len(pickled) + (4 * elements if next(iter(tensors.values())).is_meta else 0)  # Meta tensors pickle no data.
-    return dict(max_file_bytes=file_bytes, max_opcodes=work, max_records=records, max_tensors=len(names),
+    return dict(max_file_bytes=file_bytes, max_opcodes=work, max_records=records, max_tensors=names,
         max_tensor_elements=elements, max_layers=layers)
 
 
