@@ -14,9 +14,9 @@ itself instead: a file can only
 
 Nothing the file does can reach an object that exists outside this load. Work is bounded by
 `max_opcodes`, which counts the instructions, the items that calls walk (one memoized list can
-be handed to any number of calls) and the work of each call; the storages together hold at most the file's bytes,
-and tensors may not claim more elements than the data they were read from holds
-(`max_tensor_elements` bounds the total).
+be handed to any number of calls) and the work of each call; the storages together hold at
+most the file's bytes, and tensors may not claim more elements than the data they were read
+from holds (`max_tensor_elements` bounds the total).
 """
 
 import collections
@@ -271,7 +271,8 @@ class _Work:
         self.left -= steps
         if self.left < 0:
             raise LoadError(f'The file needs more than max_opcodes={self.max_opcodes} pickle instructions (counting the '
-                'items each call walks); raise that limit (see docs/security.md) if it is a genuine, very large snapshot.')
+                'work of the calls they make); raise that limit (see docs/security.md) if it is a genuine, very large '
+                'snapshot.')
 
 
 class _Machine:
@@ -486,8 +487,7 @@ class _DeclaredStorage:
 
     def __init__(self, pid):
         if (not isinstance(pid, tuple) or len(pid) != 6 or pid[0] != 'storage' or not isinstance(pid[1], _Global)
-                or not isinstance(pid[2], str) or not isinstance(pid[3], str) or type(pid[4]) is not int
-                or not 0 <= pid[4] < 2**63 or pid[5] is not None):
+                or not isinstance(pid[2], str) or not isinstance(pid[3], str) or not _int64(pid[4]) or pid[5] is not None):
             raise LoadError('A tensor storage in the file has a malformed header; the file is corrupt.')
         self.dtype = _STORAGE_DTYPES[pid[1].name.partition('.')[2]]  # The location (pid[3]) is ignored: we load on the CPU.
         self.key, self.numel = pid[2], pid[4]
