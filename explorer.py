@@ -41,7 +41,7 @@ def explorer_cmd(network_pkl, port, host, device, trust_pickle):
 
     check_port_free(host, port)
     G = cli.load_network(network_pkl, device, trust_pickle)
-    app = create_app(Renderer(G, device), title=f'Styleformer explorer: {network_pkl}')
+    app = create_app(Renderer(G, device), title=f'Styleformer explorer: {network_pkl}', host=host)
     print(f'Explorer on {device}: open http://{host}:{port}/ in a browser (Ctrl+C stops it).', flush=True)
     uvicorn.run(app, host=host, port=port, log_level='warning')
 

@@ -11,6 +11,7 @@ render in the header X-Render-Seconds.
 """
 
 import io
+import ipaddress
 import os
 import time
 
@@ -23,6 +24,7 @@ from explorer_app.render import View
 from training.tools import parse_range, save_image
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
+MAX_STYLES = 256  # Indices in mix_styles (a network has a few dozen w's).
 
 #----------------------------------------------------------------------------
 
@@ -39,7 +41,7 @@ def view_params(seed: int = 0, psi: float = 1.0, class_idx: int = Query(None, al
     styles = ()
     if mix_seed is not None:
         try:
-            styles = tuple(parse_range(mix_styles or ''))
+            styles = tuple(parse_range(mix_styles or '', MAX_STYLES))
         except ValueError as err:
             raise HTTPException(400, f'mix_styles: {err}')
     return View(seed=seed, psi=psi, class_idx=class_idx, noise_mode=noise, mix_seed=mix_seed, mix_styles=styles)
@@ -56,10 +58,33 @@ def png_response(render):
     return Response(png_bytes(image), media_type='image/png', headers={'X-Render-Seconds': f'{seconds:.4f}'})
 
 
-def create_app(renderer, title='Styleformer explorer'):
-    """The FastAPI application serving `renderer`'s images and the page."""
+def host_allowed(host_header, bound_host):
+    """Whether a request's Host header names this server: an IP address, localhost, or the
+    host it listens on. Any other name may be a web page's own domain re-pointed at this
+    machine (DNS rebinding), which would let that page read the answers."""
+    host = host_header.rsplit(':', 1)[0] if host_header.count(':') == 1 else host_header  # Without the port.
+    host = host.removeprefix('[').partition(']')[0] if host.startswith('[') else host
+    if host.lower() in ('localhost', bound_host.lower()):
+        return True
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def create_app(renderer, title='Styleformer explorer', host='127.0.0.1'):
+    """The FastAPI application serving `renderer`'s images and the page, to requests for `host`
+    (the address it listens on) or an IP address or localhost."""
     app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
     app.mount('/static', StaticFiles(directory=STATIC_DIR), name='static')
+
+    @app.middleware('http')
+    async def check_host(request, call_next):
+        if not host_allowed(request.headers.get('host', ''), host):
+            return JSONResponse({'detail': 'The Host header does not name this server; open it by its address, '
+                f'e.g. http://127.0.0.1:PORT/ or http://{host}:PORT/.'}, status_code=400)
+        return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(request, exc):  # pylint: disable=unused-argument

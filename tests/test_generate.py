@@ -50,12 +50,12 @@ def published_image(G, seed, noise_mode='const', class_idx=None, psi=1):
 #----------------------------------------------------------------------------
 
 def test_parse_range():
-    assert tools.parse_range('0-7,100') == [0, 1, 2, 3, 4, 5, 6, 7, 100]
-    assert tools.parse_range('5') == [5]
-    assert tools.parse_range(' 1 , 3-4') == [1, 3, 4]
+    assert tools.parse_range('0-7,100', 100) == [0, 1, 2, 3, 4, 5, 6, 7, 100]
+    assert tools.parse_range('5', 100) == [5]
+    assert tools.parse_range(' 1 , 3-4', 100) == [1, 3, 4]
     for bad in ['7-3', 'a', '1-', '1,,2']:
         with pytest.raises(ValueError):
-            tools.parse_range(bad)
+            tools.parse_range(bad, 100)
 
 
 def test_published_command_gives_the_published_images(tmp_path, snapshots, g_small):

@@ -325,7 +325,8 @@ def test_limits_bound_the_work_and_can_be_raised(tmp_path, g_small, monkeypatch)
     path = write_file(tmp_path / 'snap.pkl', data)
     for limit, message in [(dict(max_file_bytes=1000), 'max_file_bytes'), (dict(max_opcodes=1000), 'max_opcodes'),
                            (dict(max_tensor_elements=1000), 'max_tensor_elements'), (dict(max_records=3), 'max_records'),
-                           (dict(max_plain_values=10), 'max_plain_values')]:
+                           (dict(max_plain_values=10), 'max_plain_values'), (dict(max_tensors=10), 'max_tensors'),
+                           (dict(max_layers=2), 'max_layers')]:
         with pytest.raises(safe_load.LoadError, match=message):
             safe_load.load_network_pkl(path, **limit)
     monkeypatch.setenv('STYLEFORMER_LOAD_MAX_OPCODES', '1000')
@@ -462,21 +463,6 @@ def test_a_discriminator_cannot_loop_on_sizes_its_tensors_do_not_have(tmp_path):
             load(dumps(dict(D=hostile, G_ema=_generator_record())), tmp_path)
 
 
-def test_compressed_storages_cannot_inflate(tmp_path):
-    import zipfile
-    buffer = io.BytesIO()
-    torch.save(storage(4), buffer)
-    inflated = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source, zipfile.ZipFile(inflated, 'w', zipfile.ZIP_DEFLATED) as dest:
-        for info in source.infolist():
-            content = source.read(info)
-            dest.writestr(info.filename, content + bytes(10**6) if info.filename.endswith('/data/0') else content)
-    weight = Call(torch._utils._rebuild_tensor_v2, Call(torch.storage._load_from_bytes, inflated.getvalue()), 0, (4,), (1,),
-        False, collections.OrderedDict())
-    with pytest.raises(safe_load.LoadError, match='declares more data'):
-        load(dumps(dict(G_ema=_generator_record({'weight': weight}))), tmp_path)
-
-
 def test_numpy_arrays_are_skipped_as_attributes_and_refused_as_data(tmp_path, g_small):
     G = copy.deepcopy(g_small)
     G.lookup_table = np.arange(6.0).reshape(2, 3)  # An attribute that is neither a tensor nor an argument.
@@ -484,3 +470,436 @@ def test_numpy_arrays_are_skipped_as_attributes_and_refused_as_data(tmp_path, g_
     assert not hasattr(loaded['G_ema'], 'lookup_table')
     with pytest.raises(safe_load.LoadError, match='numpy array'):
         load(dumps(dict(G_ema=g_small, options=dict(table=np.zeros(3)))), tmp_path, 'options.pkl')
+
+#----------------------------------------------------------------------------
+# Round 2 (issue 20), one group per class.
+# 1. Every byte of every tensor comes from the file.
+
+def legacy_storage(payload, numel=None, storage_type='FloatStorage', keys=('k',), count=None, little_endian=True):
+    """The bytes torch pickles a storage as (its legacy torch.save format), with every part chosen:
+    the element count the header declares, the keys whose data follows, and the count before the data."""
+    numel = len(payload) // 4 if numel is None else numel
+    sys_info = dict(protocol_version=1001, little_endian=little_endian, type_sizes=dict(short=2, int=4, long=4))
+    pid = (pickle.PROTO + b'\x02' + pickle.MARK + text('storage') + glob('torch', storage_type) + text('k') + text('cpu')
+        + long1(numel) + pickle.NONE + pickle.TUPLE + pickle.BINPERSID + pickle.STOP)
+    header = b''.join(pickle.dumps(value, protocol=2) for value in [0x1950a86a20f9469cfc6c, 1001, sys_info])
+    return header + pid + pickle.dumps(list(keys), protocol=2) + struct.pack('<q', numel if count is None else count) + payload
+
+
+def storage_call(data):
+    return Call(torch.storage._load_from_bytes, data)
+
+
+def test_the_storage_reader_reads_what_torch_writes():
+    for dtype in [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16,
+                  torch.int8, torch.uint8, torch.bool]:
+        for values in [torch.arange(7).to(dtype), torch.zeros(0, dtype=dtype)]:
+            typed = torch.TypedStorage(wrap_storage=values.untyped_storage(), dtype=dtype, _internal=True)
+            data = typed.__reduce__()[1][0]
+            read_dtype, untyped = safe_pickle._read_storage(data)
+            assert read_dtype == dtype and torch.equal(torch.empty(0, dtype=dtype).set_(untyped), values)
+    assert safe_pickle._read_storage(legacy_storage(struct.pack('<2f', 1.5, -2)))[1].nbytes() == 8
+
+
+def with_buffer(G, name, value):
+    """A copy of G whose buffer `name` pickles as `value`."""
+    G = copy.deepcopy(G)
+    module_name, _, buffer_name = name.rpartition('.')
+    G.get_submodule(module_name)._buffers[buffer_name] = value
+    return G
+
+
+@pytest.mark.parametrize('storage_bytes', [
+    lambda n: legacy_storage(b'', numel=n, keys=()),                 # Declared, never filled: torch leaves it uninitialised.
+    lambda n: legacy_storage(b'', numel=n, keys=('other',)),         # Filled under another key.
+    lambda n: legacy_storage(bytes(4), numel=n),                     # Declares more than its data.
+    lambda n: legacy_storage(bytes(4 * n), count=n + 1),             # The count before the data disagrees with the header.
+    lambda n: legacy_storage(bytes(4 * n + 4), numel=n),             # Bytes beyond what it declares.
+    lambda n: legacy_storage(bytes(4 * n))[:-1],                     # Truncated data.
+    lambda n: legacy_storage(bytes(4 * n), keys=('k', 'k')),         # The same data named twice.
+    lambda n: legacy_storage(bytes(4 * n), little_endian=False),
+], ids=['unfilled', 'other_key', 'short', 'count', 'long', 'truncated', 'two_keys', 'big_endian'])
+def test_storages_hold_exactly_the_bytes_they_declare(tmp_path, g_small, storage_bytes):
+    # A genuine network but for one buffer, whose storage is the one under test.
+    n = g_small.mapping.w_avg.numel()
+    w_avg = Call(torch._utils._rebuild_tensor_v2, storage_call(storage_bytes(n)), 0, (n,), (1,), False,
+        collections.OrderedDict())
+    hostile = dumps(dict(G_ema=with_buffer(g_small, 'mapping.w_avg', w_avg)))
+    with pytest.raises(safe_load.LoadError, match='storage'):
+        load(hostile, tmp_path)
+    # The same network with the storage written as it should be loads.
+    w_avg = Call(torch._utils._rebuild_tensor_v2, storage_call(legacy_storage(struct.pack(f'<{n}f', *range(n)))), 0, (n,),
+        (1,), False, collections.OrderedDict())
+    loaded = load(dumps(dict(G_ema=with_buffer(g_small, 'mapping.w_avg', w_avg))), tmp_path)
+    assert torch.equal(loaded['G_ema'].mapping.w_avg, torch.arange(n, dtype=torch.float32))
+
+
+def test_a_tiny_file_cannot_declare_a_large_network(tmp_path):
+    weight = Call(torch._utils._rebuild_tensor_v2, storage_call(legacy_storage(b'', numel=3 * 10**8, keys=())), 0,
+        (3 * 10**8,), (1,), False, collections.OrderedDict())
+    hostile = dumps(dict(G_ema=_generator_record({'weight': weight})))
+    assert len(hostile) < 4000
+    with pytest.raises(safe_load.LoadError, match='exactly the data'):
+        load(hostile, tmp_path)
+
+
+def test_tensor_values_are_the_bytes_of_the_file(tmp_path, g_small):
+    # Through legacy.py into every output: each value equals the one pickled, not process memory.
+    source = write_file(tmp_path / 'snap.pkl', dumps(dict(G_ema=g_small)))
+    result = CliRunner().invoke(legacy.convert_network_pickle, [f'--source={source}', f'--dest={tmp_path / "out.safetensors"}'])
+    assert result.exit_code == 0, result.output
+    import safetensors.torch
+    written = safetensors.torch.load_file(str(tmp_path / 'out.safetensors'))
+    for name, value in g_small.state_dict().items():
+        assert torch.equal(written[f'G_ema.{name}'], value), name
+
+#----------------------------------------------------------------------------
+# 2. One reader for storages: zip archives (which torch never pickles) are not read at all.
+
+def zip_storage(extra_entry_bytes=0):
+    """torch.save's zip format of a storage of 4 floats, with the data entry deflated and padded."""
+    import zipfile
+    buffer = io.BytesIO()
+    torch.save(storage(4), buffer)
+    inflated = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source, zipfile.ZipFile(inflated, 'w', zipfile.ZIP_DEFLATED) as dest:
+        for info in source.infolist():
+            content = source.read(info)
+            dest.writestr(info.filename, content + bytes(extra_entry_bytes) if info.filename.endswith('/data/0') else content)
+    return inflated.getvalue()
+
+
+@pytest.mark.parametrize('data', [
+    zip_storage(),
+    zip_storage(10**6),                                        # Inflates a thousandfold.
+    legacy_storage(bytes(16)) + zip_storage(),                 # A second archive behind genuine data.
+    zip_storage() + legacy_storage(bytes(16)),
+], ids=['zip', 'deflated', 'zip_after', 'zip_before'])
+def test_storages_are_read_by_one_reader(tmp_path, data):
+    weight = Call(torch._utils._rebuild_tensor_v2, storage_call(data), 0, (4,), (1,), False, collections.OrderedDict())
+    with pytest.raises(safe_load.LoadError, match='zip archive|exactly the data'):
+        load(dumps(dict(G_ema=_generator_record({'weight': weight}))), tmp_path)
+
+#----------------------------------------------------------------------------
+# 3. Work per instruction: calls on one shared (memoized) argument count what they walk.
+
+def put(i):
+    return pickle.LONG_BINPUT + struct.pack('<I', i)
+
+
+def get(i):
+    return pickle.LONG_BINGET + struct.pack('<I', i)
+
+
+def repeated_calls(module, name, argument, calls):
+    """A list of `calls` results of module.name(argument), the argument stored once and memoized."""
+    return (glob(module, name) + put(1) + pickle.POP + argument + put(2) + pickle.POP + pickle.EMPTY_LIST + pickle.MARK
+        + (get(1) + get(2) + pickle.TUPLE1 + pickle.REDUCE) * calls + pickle.APPENDS)
+
+
+def test_one_stored_storage_cannot_be_read_many_times(tmp_path):
+    data = legacy_storage(bytes(4 * 250_000))
+    hostile = ops(repeated_calls('torch.storage', '_load_from_bytes', pickle.BINBYTES + struct.pack('<I', len(data)) + data, 50))
+    with pytest.raises(safe_load.LoadError, match='more bytes than the file'):
+        load(hostile, tmp_path)
+
+
+def test_sets_of_one_shared_list_count_its_items(tmp_path):
+    names = pickle.EMPTY_LIST + pickle.MARK + text('a') + put(3) + get(3) * 99_999 + pickle.APPENDS
+    hostile = ops(repeated_calls('builtins', 'set', names, 10))
+    with pytest.raises(safe_load.LoadError, match='max_opcodes'):
+        load(hostile, tmp_path, max_opcodes=300_000)  # 100,000 instructions, 1,000,000 items walked.
+    with pytest.raises(safe_load.LoadError, match='not a network snapshot'):
+        load(ops(repeated_calls('builtins', 'set', names, 1)), tmp_path, max_opcodes=300_000)
+
+
+def test_sizes_are_bounded_before_arithmetic(tmp_path):
+    huge = pickle.LONG4 + struct.pack('<i', 200_000) + b'\xff' * 199_999 + b'\x7f'  # Multiplying sixteen of them takes seconds.
+    sizes = huge + put(4) + pickle.POP + pickle.MARK + get(4) * 15 + pickle.TUPLE + put(5)
+    tensor = (glob('torch._utils', '_rebuild_tensor_v2') + pickle.MARK + storage_bytes_call(legacy_storage(bytes(4)))
+        + pickle.BININT1 + b'\x00' + sizes + get(5) + pickle.NEWFALSE + pickle.EMPTY_DICT + pickle.TUPLE + pickle.REDUCE)
+    with pytest.raises(safe_load.LoadError, match='malformed size'):
+        load(ops(tensor), tmp_path)
+
+
+def storage_bytes_call(data):
+    return (glob('torch.storage', '_load_from_bytes') + pickle.BINBYTES + struct.pack('<I', len(data)) + data
+        + pickle.TUPLE1 + pickle.REDUCE)
+
+#----------------------------------------------------------------------------
+# 4. Names and counts are bounded before any name is joined or any network constructed.
+
+def test_long_names_are_refused_before_they_are_joined(tmp_path):
+    long_name = 'x' * 10**6
+    child = record('Layer', _parameters={long_name: torch.zeros(1)}, _buffers={}, _modules={})
+    hostile = record('Generator', _init_kwargs={}, _parameters={}, _buffers={}, _modules={'a': child, 'b': child})
+    with pytest.raises(safe_load.LoadError, match='parameters name of 1000000 characters'):
+        load(dumps(dict(G_ema=hostile)), tmp_path)
+    hostile = record('Generator', _init_kwargs={}, _parameters={}, _buffers={}, _modules={long_name: child})
+    with pytest.raises(safe_load.LoadError, match='modules name of 1000000 characters'):
+        load(dumps(dict(G_ema=hostile)), tmp_path, 'module.pkl')
+
+
+def test_shared_name_tables_count_every_use(tmp_path):
+    # 1,000 names in one shared dict, used by one shared submodule under 200 names: 200,000 tensor names.
+    empty = torch.zeros(0)
+    params = {f'w{i}': empty for i in range(1000)}
+    child = record('Layer', _parameters=params, _buffers={}, _modules={})
+    hostile = record('Generator', _init_kwargs={}, _parameters={}, _buffers={}, _modules={f'm{i}': child for i in range(200)})
+    data = dumps(dict(G_ema=hostile))
+    assert len(data) < 100_000
+    with pytest.raises(safe_load.LoadError, match='max_tensors'):
+        load(data, tmp_path)
+    # None entries count as well: they are entries the loader walks.
+    hostile = record('Generator', _init_kwargs={}, _parameters={}, _buffers={}, _modules={f'm{i}': record('Layer',
+        _parameters={}, _buffers={}, _modules={f'n{j}': None for j in range(1000)}) for i in range(200)})
+    with pytest.raises(safe_load.LoadError, match='max_records'):
+        load(dumps(dict(G_ema=hostile)), tmp_path, 'none.pkl')
+
+
+def test_layer_counts_from_names_are_bounded_before_construction(tmp_path):
+    # One empty tensor under the names of 1,000 blocks, and constructor arguments that agree.
+    empty = torch.zeros(0)
+    blocks = {f'b8_{j}': record('EncoderBlock', _parameters={'w': empty}, _buffers={}, _modules={}) for j in range(1000)}
+    synthesis = record('SynthesisNetwork', _parameters={}, _buffers={}, _modules=blocks)
+    mapping = record('MappingNetwork', _parameters={}, _buffers={}, _modules={'fc0': record('FullyConnectedLayer',
+        _parameters={'weight': empty}, _buffers={}, _modules={})})
+    hostile = record('Generator', _init_kwargs=dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3,
+        mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(G_dict=[8], num_layers=[1000], depth=8, minimum_head=1,
+        conv_clamp=None)), _parameters={}, _buffers={}, _modules={'synthesis': synthesis, 'mapping': mapping})
+    with pytest.raises(safe_load.LoadError, match='1001 blocks and mapping layers, more than max_layers'):
+        load(dumps(dict(G_ema=hostile)), tmp_path)
+
+#----------------------------------------------------------------------------
+# 5. Each entry holds a network of its role.
+
+@pytest.fixture(scope='module')
+def d_small():
+    from training.networks_Discriminator import Discriminator
+    return build_case(Discriminator, 'd_orig')
+
+
+def test_entries_hold_networks_of_their_role(tmp_path, g_small, d_small):
+    from training.augment import AugmentPipe
+    augment_pipe = AugmentPipe(xflip=1)
+    for name, snapshot in [('d_as_g', dict(G_ema=d_small)), ('augment_as_g', dict(G_ema=augment_pipe)),
+                           ('g_as_d', dict(G_ema=g_small, D=g_small)), ('d_as_augment', dict(G_ema=g_small, augment_pipe=d_small))]:
+        with pytest.raises(safe_load.LoadError, match='where snapshots hold a'):
+            load(dumps(snapshot), tmp_path, f'{name}.pkl')
+    loaded = load(dumps(dict(G_ema=g_small, D=d_small, augment_pipe=augment_pipe)), tmp_path)
+    assert [type(loaded[key]).__name__ for key in ['G_ema', 'D', 'augment_pipe']] == ['Generator', 'Discriminator', 'AugmentPipe']
+
+
+def test_safetensors_entries_hold_networks_of_their_role(tmp_path, g_small, d_small):
+    import safetensors.torch
+    tensors = {f'G_ema.{k}': v.contiguous() for k, v in d_small.state_dict().items()}
+    description = dict(format='styleformer-snapshot', version=1, modules=dict(G_ema=dict(
+        class_name='training.networks_Discriminator.Discriminator', init_args=[], init_kwargs=dict(d_small.init_kwargs))))
+    data = safetensors.torch.save(tensors, metadata={'styleformer_snapshot': json.dumps(description)})
+    with pytest.raises(safe_load.LoadError, match='where snapshots hold a Generator'):
+        load(data, tmp_path, 'd_as_g.safetensors')
+
+#----------------------------------------------------------------------------
+# 6. Storages the networks cannot hold (quantized, complex) are refused by the reader.
+
+@pytest.mark.parametrize('storage_type', ['QUInt8Storage', 'QInt8Storage', 'QInt32Storage', 'ComplexFloatStorage'])
+def test_storages_networks_cannot_hold_are_refused(tmp_path, g_small, storage_type):
+    n = g_small.mapping.w_avg.numel()
+    w_avg = Call(torch._utils._rebuild_tensor_v2, storage_call(legacy_storage(bytes(4 * n), storage_type=storage_type)),
+        0, (n,), (1,), False, collections.OrderedDict())
+    with pytest.raises(safe_load.LoadError, match='plain numbers') as info:
+        load(dumps(dict(G_ema=with_buffer(g_small, 'mapping.w_avg', w_avg))), tmp_path)
+    assert '\n' not in str(info.value)
+
+
+def test_safetensors_tensors_networks_cannot_hold_are_refused(tmp_path, g_small):
+    import safetensors.torch
+    tensors = {f'G_ema.{k}': v.contiguous() for k, v in g_small.state_dict().items()}
+    tensors['G_ema.mapping.w_avg'] = tensors['G_ema.mapping.w_avg'].to(torch.complex64)
+    description = dict(format='styleformer-snapshot', version=1, modules=dict(G_ema=dict(
+        class_name='training.networks_Generator.Generator', init_args=[], init_kwargs=dict(g_small.init_kwargs))))
+    data = safetensors.torch.save(tensors, metadata={'styleformer_snapshot': json.dumps(description)})
+    with pytest.raises(safe_load.LoadError, match='complex64'):
+        load(data, tmp_path, 'complex.safetensors')
+
+#----------------------------------------------------------------------------
+# 7. Messages quote the file escaped and shortened: one line, no terminal control sequences.
+
+EVIL = '\n' + 'Traceback (most recent call last):\nSaved out.pkl\x1b[2J\x1b]0;title\x07\r\u202e' + 'x' * 5000
+
+
+def _evil_files(g_small):
+    t = torch.zeros(1)
+    G = copy.deepcopy(g_small)
+    G.mapping._buffers[EVIL[:90]] = torch.zeros(1)  # An unexpected tensor (names are at most 100 characters).
+    G_kwarg = copy.deepcopy(g_small)
+    G_kwarg._init_kwargs = dict(g_small.init_kwargs, **{EVIL[:90]: 1})  # Read back as a keyword of the constructor.
+    return {
+        'class_name': dict(G_ema=record(EVIL[:150], _init_kwargs={})),  # Class names have at most 200 characters.
+        'entry_key': {'G_ema': g_small, EVIL: g_small},
+        'plain_entry': {'G_ema': g_small, EVIL: [torch.zeros(1)]},
+        'submodule': dict(G_ema=record('Generator', _init_kwargs={}, _modules={EVIL[:90]: 5})),
+        'parameter': dict(G_ema=record('Generator', _init_kwargs={}, _parameters={EVIL[:90]: 'x'})),
+        'long_name': dict(G_ema=record('Generator', _init_kwargs={}, _parameters={EVIL: t})),
+        'unexpected_tensor': dict(G_ema=G),
+        'kwarg': dict(G_ema=G_kwarg),
+        'no_g_ema': {'G': None, EVIL: 1},
+    }
+
+
+def assert_clean_line(message):
+    assert message.isprintable() and len(message) < 1200, message
+
+
+def test_messages_quote_the_file_escaped_and_short(tmp_path, g_small):
+    files = {name: dumps(value) for name, value in _evil_files(g_small).items()}
+    files['global'] = ops(glob('os' + EVIL, 'system' + EVIL))
+    files['stack_global'] = ops(text('os'), text(EVIL), pickle.STACK_GLOBAL)
+    files['storage_type'] = dumps(dict(G_ema=_generator_record({'weight': Call(torch._utils._rebuild_tensor_v2,
+        storage_call(legacy_storage(bytes(4), storage_type='Float' + EVIL[:50])), 0, (1,), (1,), False, {})})))
+    for name, data in files.items():
+        with pytest.raises(safe_load.LoadError) as info:
+            load(data, tmp_path, f'{name}.pkl')
+        assert_clean_line(str(info.value))
+
+
+def test_the_tools_print_the_file_escaped(tmp_path):
+    source = write_file(tmp_path / 'evil.pkl', dumps(dict(G_ema=record(EVIL[:150], _init_kwargs={}))))
+    result = CliRunner().invoke(legacy.convert_network_pickle, [f'--source={source}', f'--dest={tmp_path / "out.pkl"}'])
+    assert result.exit_code == 1
+    assert_clean_line(result.output.strip())
+
+#----------------------------------------------------------------------------
+# 8. The explorer and the other readers: ranges, Host headers, projected w's, dataset files.
+
+def asgi_get(app, url, host='127.0.0.1:8000'):
+    """(status, body) of a GET of `url` from the ASGI `app`, with the Host header given."""
+    import asyncio
+    path, _, query = url.partition('?')
+    scope = dict(type='http', asgi=dict(version='3.0'), http_version='1.1', method='GET', scheme='http', path=path,
+        raw_path=path.encode(), query_string=query.encode(), headers=[(b'host', host.encode())], root_path='',
+        server=('127.0.0.1', 8000), client=('127.0.0.1', 5000))
+    messages = []
+
+    async def receive():
+        return dict(type='http.request', body=b'', more_body=False)
+
+    async def send(message):
+        messages.append(message)
+    asyncio.run(app(scope, receive, send))
+    return messages[0]['status'], b''.join(m.get('body', b'') for m in messages[1:])
+
+
+class _InfoOnly:
+    """A renderer that answers /api/info only."""
+
+    def info(self):
+        return dict(resolution=8)
+
+
+def test_ranges_are_counted_before_they_are_expanded():
+    from training import tools
+    with pytest.raises(ValueError, match='holds 100000001 values; at most 256'):
+        tools.parse_range('0-100000000', 256)
+    with pytest.raises(ValueError, match='holds'):
+        tools.parse_range('0-' + '9' * 18, 10**6)
+    with pytest.raises(ValueError, match='not a number'):
+        tools.parse_range('1' * 5000, 10)  # More digits than any seed: refused before int() parses them.
+    from explorer_app.server import create_app
+    status, body = asgi_get(create_app(_InfoOnly()), '/api/image.png?mix_seed=1&mix_styles=0-100000000')
+    assert status == 400 and b'at most 256' in body
+    import generate
+    result = CliRunner().invoke(generate.generate_images_cmd, ['--network=x.pkl', '--outdir=out', '--seeds=0-100000000000'])
+    assert result.exit_code == 2 and 'at most 1000000' in result.output
+
+
+@pytest.mark.parametrize('host, allowed', [('127.0.0.1:8000', True), ('localhost:8000', True), ('[::1]:8000', True),
+    ('192.168.1.5:8000', True), ('myserver:8000', True), ('evil.example:8000', False), ('localhost.evil.example', False),
+    ('', False)])
+def test_the_explorer_answers_requests_for_itself_only(host, allowed):
+    from explorer_app.server import create_app
+    status, body = asgi_get(create_app(_InfoOnly(), host='myserver'), '/api/info', host=host)
+    assert (status == 200) == allowed, body
+    if not allowed:
+        assert status == 400 and b'Host header' in body
+
+
+def test_projected_w_files_are_bounded_and_checked(tmp_path, g_small):
+    from training import tools
+    def npz(name, **arrays):
+        np.savez_compressed(tmp_path / name, **arrays)
+        return str(tmp_path / name)
+    good = npz('good.npz', w=np.ones([1, g_small.num_ws, g_small.w_dim], np.float32))
+    assert tools.load_projected_w(good, g_small, 'cpu').shape == (1, g_small.num_ws, g_small.w_dim)
+    bomb = npz('bomb.npz', w=np.zeros([tools.MAX_PROJECTED_WS + 1, g_small.num_ws, g_small.w_dim], np.float64))
+    assert os.path.getsize(bomb) < 100_000
+    np.save(tmp_path / 'single.npy', np.ones([1, g_small.num_ws, g_small.w_dim], np.float32))
+    for path, message in [(bomb, 'larger than 1000'), (str(tmp_path / 'single.npy'), 'single array'),
+                          (npz('names.npz', w=np.array([[['a'] * g_small.w_dim] * g_small.num_ws])), 'floats'),
+                          (npz('other.npz', z=np.ones(3)), 'w.npy'), (write_file(tmp_path / 'text.npz', b'PK junk'), 'not an .npz')]:
+        with pytest.raises(ValueError, match=message):
+            tools.load_projected_w(path, g_small, 'cpu')
+
+
+def _dataset_zip(path, labels_json, images=1):
+    import zipfile
+    import PIL.Image
+    image = io.BytesIO()
+    PIL.Image.new('RGB', (4, 4)).save(image, format='PNG')
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as archive:
+        for i in range(images):
+            archive.writestr(f'img{i}.png', image.getvalue())
+        archive.writestr('dataset.json', labels_json)
+    return str(path)
+
+
+@pytest.mark.parametrize('labels_json, message', [
+    ('{"labels": [["img0.png", 0]]' + ' ' * 30_000_000 + '}', 'larger than'),     # Deflates a thousandfold.
+    ('[' * 100_000 + ']' * 100_000, 'RecursionError'),
+    ('{"labels": [1, 2]}', 'pairs'),
+    ('{"labels": [[5, 0]]}', 'pairs'),
+    ('{"labels": {"img0.png": 0}}', 'pairs'),
+    ('[1]', 'TypeError'),
+    ('{"labels": [["img0.png\\u001b[2J", 0]]}', 'no label'),
+], ids=['bomb', 'deep', 'ints', 'name_not_str', 'dict', 'list', 'escape'])
+def test_dataset_label_files_are_bounded_and_checked(tmp_path, labels_json, message):
+    from training.dataset import DatasetError, ImageFolderDataset
+    path = _dataset_zip(tmp_path / 'd.zip', labels_json)
+    assert os.path.getsize(path) < 100_000
+    with pytest.raises(DatasetError, match=message) as info:
+        ImageFolderDataset(path, use_labels=True)
+    assert '\n' not in str(info.value)
+
+
+def test_dataset_arguments_from_a_snapshot_have_the_dataset_types(tmp_path, g_small, capsys):
+    for name, value in [('path', 5), ('path', None), ('resolution', '64'), ('use_labels', 'yes'), ('random_seed', 1.5)]:
+        kwargs = dict(dict(class_name='training.dataset.ImageFolderDataset', path='d.zip'), **{name: value})
+        assert load(dumps(dict(G_ema=g_small, training_set_kwargs=kwargs)), tmp_path)['training_set_kwargs'] is None
+        assert f'{name} is a {type(value).__name__}' in capsys.readouterr().err
+
+#----------------------------------------------------------------------------
+# 9. Trusted caches: the file a model name resolves to is named, and a planted one is pointed out.
+
+def test_a_planted_cached_model_is_pointed_out(tmp_path, monkeypatch, capsys):
+    from training import model_zoo
+    url = 'http://127.0.0.1:9/never-downloaded.pkl'  # Nothing is fetched: the cached file is used.
+    (tmp_path / 'models.json').write_text(json.dumps(dict(models=[dict(name='some-model', url=url, sha256=None)])))
+    monkeypatch.setenv(model_zoo.MODEL_LIST_ENV, str(tmp_path / 'models.json'))
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
+    planted = dnnlib.util.cache_file_path(url)
+    os.makedirs(os.path.dirname(planted))
+    write_file(planted, pickle.dumps(dict(G_ema=None)))
+    assert model_zoo.open_network('some-model', verbose=False, return_filename=True) == planted
+    assert f'{planted} (found in the cache, not downloaded by this codebase)' in capsys.readouterr().err
+    model_zoo.open_network('some-model', return_filename=True)
+    assert f'Model some-model: {planted} (sha256 as recorded' in capsys.readouterr().err
+
+
+def test_a_local_file_named_like_a_model_is_pointed_out(tmp_path, monkeypatch, capsys):
+    from training import model_zoo
+    name = sorted(model_zoo.load_models())[0]
+    monkeypatch.chdir(tmp_path)
+    write_file(tmp_path / name, b'local')
+    assert model_zoo.resolve_network(name)[0] == name
+    assert f'"{name}" is the local file {tmp_path / name}, not the listed model' in capsys.readouterr().err
+    assert model_zoo.resolve_network(f'./{name}')[0] == f'./{name}' and capsys.readouterr().err == ''

@@ -36,13 +36,16 @@ class Command(click.Command):
 #----------------------------------------------------------------------------
 # Option callbacks: parse and check the value while click reads it.
 
+MAX_RANGE_VALUES = 1_000_000  # Seeds or indices in one option.
+
+
 def parse_range(ctx, param, value):
     """Seeds or indices like '0-7,100' -> [0, ..., 7, 100]; all >= 0."""
     del ctx
     if value is None:
         return None
     with input_errors(param.opts[0]):
-        values = tools.parse_range(value)
+        values = tools.parse_range(value, MAX_RANGE_VALUES)
     if any(v < 0 for v in values):
         raise click.BadParameter(f'values must be >= 0, got {value}')
     return values

@@ -17,6 +17,7 @@ import torch
 import dnnlib
 
 LABELS_FILE = 'dataset.json'
+LABELS_BYTES_PER_IMAGE = 4096  # The most dataset.json may hold per image (plus 1 MiB): its size is checked before parsing.
 
 #----------------------------------------------------------------------------
 
@@ -106,12 +107,24 @@ class ImageFiles:
         if not self._has_labels_file:
             return None
         where = f'{self.path}/{LABELS_FILE}'
+        max_bytes = LABELS_BYTES_PER_IMAGE * len(self.names) + 2**20
+        with self.open(LABELS_FILE) as file:
+            text = file.read(max_bytes + 1)  # Read no further: a zip entry can inflate a thousandfold.
+        if len(text) > max_bytes:
+            raise DatasetError(f"'{where}' is larger than {max_bytes} bytes ({LABELS_BYTES_PER_IMAGE} per image); it is "
+                'not a label file of this dataset, fix or delete it')
         try:
-            with self.open(LABELS_FILE) as file:
-                labels = json.load(file)['labels']
-            return None if labels is None else {name.replace('\\', '/'): label for name, label in labels}
-        except (ValueError, KeyError, TypeError) as err:
-            raise DatasetError(f"'{where}' is not of the form {{\"labels\": [[file, label], ...]}} ({err!r}); fix or delete it") from None
+            labels = json.loads(text)['labels']
+            if labels is None:
+                return None
+            if not isinstance(labels, list) or not all(isinstance(entry, list) and len(entry) == 2
+                    and isinstance(entry[0], str) for entry in labels):
+                raise ValueError('"labels" is not a list of [file name, label] pairs')
+            return {name.replace('\\', '/'): label for name, label in labels}
+        except (ValueError, KeyError, TypeError, RecursionError) as err:
+            reason = repr(' '.join(str(err).split())[:100])
+            raise DatasetError(f"'{where}' is not of the form {{\"labels\": [[file, label], ...]}} ({type(err).__name__}: "
+                f'{reason}); fix or delete it') from None
 
     def close(self):
         if getattr(self, '_zipfile', None) is not None:

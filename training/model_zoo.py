@@ -64,6 +64,7 @@ def is_model_name(network):
 def resolve_network(network):
     """(url_or_path, sha256 or None, model entry or None) for a --network value."""
     if not is_model_name(network):
+        _note_shadowed_model(os.fspath(network))
         return os.fspath(network), None, None
     models = load_models()
     if network not in models:
@@ -73,12 +74,26 @@ def resolve_network(network):
     return entry['url'], entry.get('sha256'), entry
 
 
+def _note_shadowed_model(network):
+    # A file named like a listed model is used instead of the model: say so, it may be planted.
+    if not _NAME.match(network):
+        return
+    try:
+        listed = network in load_models()
+    except ModelListError:
+        return
+    if listed:
+        print(f'Note: "{network}" is the local file {os.path.abspath(network)}, not the listed model of that name '
+            f'(pass ./{network} to use the file without this note, or move it to use the model).', file=sys.stderr)
+
+
 def open_network(network, verbose=True, return_filename=False):
     """Open a --network value (path, URL or model name) as a binary file, like dnnlib.util.open_url;
     a model is downloaded once into the cache and verified."""
     url, sha256, entry = resolve_network(network)
     if entry is None:
         return dnnlib.util.open_url(url, verbose=verbose, return_filename=return_filename)
+    was_cached = os.path.isfile(dnnlib.util.cache_file_path(url))
     try:
         path = dnnlib.util.open_url(url, verbose=verbose, return_filename=True, sha256=sha256)
     except dnnlib.util.DownloadError as err:
@@ -86,13 +101,16 @@ def open_network(network, verbose=True, return_filename=False):
         raise dnnlib.util.DownloadError(f'Model {entry["name"]}: {reason}. Without network access, fetch {url} '
             f'elsewhere and save it as {dnnlib.util.cache_file_path(url)}, or pass the file\'s path instead.') from err
     if sha256 is None:
-        _check_unlisted_download(path, entry['name'], verbose)
+        _check_unlisted_download(path, entry['name'], verbose, was_cached)
+    elif verbose:
+        print(f'Model {entry["name"]}: {path} (sha256 verified).', file=sys.stderr)
     return path if return_filename else open(path, 'rb')
 
 
-def _check_unlisted_download(path, name, verbose):
+def _check_unlisted_download(path, name, verbose, was_cached):
     """For a model listed without sha256: the file must be a pickle (not, say, a web page), and it
-    must not change after its first use, whose sha256 is recorded in PATH.sha256."""
+    must not change after its first use, whose sha256 is recorded in PATH.sha256. `was_cached`:
+    the file was in the cache before this use (put there by hand, or by someone else)."""
     with open(path, 'rb') as f:
         if f.read(1) != b'\x80':
             raise dnnlib.util.DownloadError(f'The cached file for model {name} is not a network snapshot (not a pickle): {path}. '
@@ -101,14 +119,18 @@ def _check_unlisted_download(path, name, verbose):
     record_path = path + '.sha256'
     if not os.path.isfile(record_path):
         atomic_write(record_path, lambda f: f.write(f'{digest}  {name}\n'.encode()))
-        if verbose:
-            print(f'Model {name}: no sha256 is published; recorded sha256 {digest} of this download in {record_path}.',
-                file=sys.stderr)
+        origin = 'found in the cache, not downloaded by this codebase' if was_cached else 'downloaded now'
+        # Printed even when not verbose: nothing vouches for a file that was already in the cache.
+        if verbose or was_cached:
+            print(f'Model {name}: {path} ({origin}); no sha256 is published; recorded sha256 {digest} in '
+                f'{record_path}. Compare it with the one the model\'s authors give, if any.', file=sys.stderr)
         return
     with open(record_path, encoding='utf-8') as f:
         recorded = (f.read().split() or ['(nothing)'])[0]
     if digest != recorded:
         raise dnnlib.util.ChecksumError(f'The cached file for model {name} changed since it was first used: sha256 '
             f'{digest}, recorded {recorded} in {record_path}. Delete both files to download it again.')
+    if verbose:
+        print(f'Model {name}: {path} (sha256 as recorded at its first use).', file=sys.stderr)
 
 #----------------------------------------------------------------------------

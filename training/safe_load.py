@@ -35,7 +35,7 @@ import torch
 import dnnlib
 from dnnlib.util import atomic_write
 from training import model_zoo, precision
-from training.safe_pickle import TRUST_HINT, LoadError, Record, Unread, unpickle
+from training.safe_pickle import NETWORK_DTYPES, TRUST_HINT, LoadError, Record, Unread, quoted, unpickle
 
 #----------------------------------------------------------------------------
 # Limits: every bound on the work a file can cause, with its default. Raise one for a single
@@ -46,9 +46,11 @@ from training.safe_pickle import TRUST_HINT, LoadError, Record, Unread, unpickle
 @dataclasses.dataclass(frozen=True)
 class Limits:
     max_file_bytes: int = 32 * 2**30            # Size of the snapshot file.
-    max_opcodes: int = 10_000_000               # Pickle instructions.
+    max_opcodes: int = 2_000_000                # Pickle instructions, plus the work of the calls they make.
     max_tensor_elements: int = 16_000_000_000   # Tensor elements over the whole file (and per network).
     max_records: int = 100_000                  # Persistent objects (networks and their submodules), counted per use.
+    max_tensors: int = 100_000                  # Tensors (state-dict entries) over the whole file, counted per use.
+    max_layers: int = 256                       # Blocks plus mapping layers of one network (each one is constructed).
     max_depth: int = 32                         # Nesting of submodules, and of containers in plain data.
     max_plain_values: int = 1_000_000           # Values in the plain data (constructor kwargs, options), counted per use.
 
@@ -76,6 +78,7 @@ def resolve_limits(**overrides):
 
 SNAPSHOT_KEYS = ('G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs')
 MODULE_KEYS = ('G', 'D', 'G_ema', 'augment_pipe')
+ROLES = dict(G='Generator', G_ema='Generator', D='Discriminator', augment_pipe='AugmentPipe')  # The class each entry holds.
 
 _short_repr = reprlib.Repr()
 _short_repr.maxlevel, _short_repr.maxdict, _short_repr.maxlist, _short_repr.maxstring, _short_repr.maxother = 3, 8, 8, 40, 40
@@ -96,6 +99,7 @@ class _Budget:
         self.limits = limits
         self.values_left = limits.max_plain_values
         self.records_left = limits.max_records
+        self.tensors_left = limits.max_tensors
 
     def value(self):
         self.values_left -= 1
@@ -103,11 +107,17 @@ class _Budget:
             raise LoadError(f'The file holds more than max_plain_values={self.limits.max_plain_values} values besides '
                 'its tensors; raise that limit (see docs/security.md) if the file is genuine.')
 
-    def record(self):
-        self.records_left -= 1
+    def records(self, count):
+        self.records_left -= count
         if self.records_left < 0:
             raise LoadError(f'The file holds more than max_records={self.limits.max_records} network modules; '
                 'raise that limit (see docs/security.md) if the file is genuine.')
+
+    def tensors(self, count):
+        self.tensors_left -= count
+        if self.tensors_left < 0:
+            raise LoadError(f'The file holds more than max_tensors={self.limits.max_tensors} tensors; raise that limit '
+                '(see docs/security.md) if the file is genuine.')
 
 
 def _plain(value, budget, where, depth=0):
@@ -136,7 +146,8 @@ def _plain(value, budget, where, depth=0):
 
 
 DATASET_CLASS = 'training.dataset.ImageFolderDataset'
-_DATASET_KEYS = ('path', 'resolution', 'use_labels', 'max_size', 'xflip', 'random_seed')
+_DATASET_KEYS = dict(path=(str,), resolution=(int, type(None)), use_labels=(bool,), max_size=(int, type(None)),
+    xflip=(bool,), random_seed=(int,))  # The arguments kept, with the types the dataset takes.
 
 
 def _warn(reason):
@@ -156,8 +167,8 @@ def dataset_kwargs_from_file(value):
     result = dnnlib.EasyDict(class_name=DATASET_CLASS) if 'class_name' in value else dnnlib.EasyDict()
     for key in _DATASET_KEYS:
         if key in value:
-            if not (value[key] is None or isinstance(value[key], (bool, int, float, str))):
-                _warn(f'{key} is a {type(value[key]).__name__}, not a plain value')
+            if not isinstance(value[key], _DATASET_KEYS[key]):
+                _warn(f'{key} is a {type(value[key]).__name__}, not a {" or ".join(t.__name__ for t in _DATASET_KEYS[key])}')
                 return None
             result[key] = value[key]
     return result
@@ -176,7 +187,7 @@ class ModuleSpec:
 
 def _record_spec(record, key, budget):
     state = record.state
-    where = f'Snapshot entry "{key}" ({record.class_name[:60]})'
+    where = f'Snapshot entry "{key}" ({quoted(record.class_name)})'
     init_args = _plain(state.get('_init_args', ()), budget, where + ' constructor arguments')
     init_kwargs = _plain(state.get('_init_kwargs', {}), budget, where + ' constructor arguments')
     if not isinstance(init_args, (list, tuple)) or not isinstance(init_kwargs, dict):
@@ -186,26 +197,39 @@ def _record_spec(record, key, budget):
     if not isinstance(training, bool):
         raise LoadError(f'{where}: "training" is a {type(training).__name__}, not a bool; the file is corrupt.')
     tensors = {}
+    budget.records(1)
     _collect_tensors(record, '', tensors, budget, set(), key)
     return ModuleSpec(record.class_name, tuple(init_args), init_kwargs, tensors, training)
 
 
-def _named_entries(record, field, key, prefix):
+_MAX_NAME_LENGTH = 100  # Of one attribute name; the longest in our networks has 15 characters.
+
+
+def _named_entries(record, field, key, prefix, budget):
+    """The entries of a module's `field` dict, counted (per use) and with short names, before
+    any name is joined to a prefix."""
     entries = record.state.get(field, {})
     if entries is None:
         return {}
     if not isinstance(entries, dict):
-        raise LoadError(f'Snapshot entry "{key}": {field} of module "{prefix or key}" is a {type(entries).__name__}, '
+        raise LoadError(f'Snapshot entry "{key}": {field} of module {quoted(prefix) if prefix else key} is a {type(entries).__name__}, '
             'not a dict; the file is corrupt.')
+    if field == '_modules':
+        budget.records(len(entries))
+    else:
+        budget.tensors(len(entries))
+    longest = max(map(len, entries), default=0)
+    if longest > _MAX_NAME_LENGTH:
+        raise LoadError(f'Snapshot entry "{key}": module {quoted(prefix) if prefix else key} has a {field[1:]} name of {longest} '
+            f'characters (network attribute names have at most {_MAX_NAME_LENGTH}); the file is corrupt or hostile.')
     return entries
 
 
 def _collect_tensors(record, prefix, tensors, budget, path, key):
     """Add the state dict of `record` and its submodules to `tensors`; `path` holds the records
     being visited, to refuse cycles."""
-    budget.record()
     if id(record) in path:
-        raise LoadError(f'Snapshot entry "{key}": module "{prefix}" contains itself; the file is corrupt or hostile.')
+        raise LoadError(f'Snapshot entry "{key}": module {quoted(prefix)} contains itself; the file is corrupt or hostile.')
     if len(path) >= budget.limits.max_depth:
         raise LoadError(f'Snapshot entry "{key}": modules are nested deeper than max_depth={budget.limits.max_depth}.')
     path.add(id(record))
@@ -214,18 +238,18 @@ def _collect_tensors(record, prefix, tensors, budget, path, key):
         raise LoadError(f'Snapshot entry "{key}": _non_persistent_buffers_set is a {type(non_persistent).__name__}, '
             'not a set; the file is corrupt.')
     for field in ('_parameters', '_buffers'):
-        for name, value in _named_entries(record, field, key, prefix).items():
+        for name, value in _named_entries(record, field, key, prefix, budget).items():
             if value is None or (field == '_buffers' and name in non_persistent):
                 continue
             if not isinstance(value, torch.Tensor):
-                raise LoadError(f'Snapshot entry "{key}": {field[1:-1]} "{prefix}{name}" is a {type(value).__name__}, '
+                raise LoadError(f'Snapshot entry "{key}": {field[1:-1]} {quoted(prefix + name)} is a {type(value).__name__}, '
                     'not a tensor; the file is corrupt.')
             tensors[prefix + name] = value
-    for name, child in _named_entries(record, '_modules', key, prefix).items():
+    for name, child in _named_entries(record, '_modules', key, prefix, budget).items():
         if isinstance(child, Record):
             _collect_tensors(child, f'{prefix}{name}.', tensors, budget, path, key)
         elif child is not None:
-            raise LoadError(f'Submodule "{prefix}{name}" of {record.class_name[:60]} is a {type(child).__name__}, '
+            raise LoadError(f'Submodule {quoted(prefix + name)} of {quoted(record.class_name)} is a {type(child).__name__}, '
                 f'which the safe loader cannot read. {TRUST_HINT}')
     path.remove(id(record))
 
@@ -239,6 +263,7 @@ _STYLEFORMER_BLOCK = re.compile(r'^synthesis\.b(\d{1,7})_(\d{1,7})\.')  # b{res}
 _STYLEGAN2_BLOCK = re.compile(r'^synthesis\.b(\d{1,7})\.')              # b{res}: one convolutional block.
 _D_BLOCK = re.compile(r'^b(\d{1,7})\.')
 _MAPPING_LAYER = re.compile(r'^mapping\.fc(\d{1,7})\.')
+_LAYER = re.compile(r'^(synthesis\.b\d+(?:_\d+)?|b\d+|mapping\.fc\d+)\.')  # Each one is a step of the constructor.
 
 _ARCHITECTURES = [
     ('Generator', 'training.networks_Generator', 'Generator', lambda names: any(map(_STYLEFORMER_BLOCK.match, names))),
@@ -256,11 +281,18 @@ def _known_class_names():
     return sorted({f'{module}.{name}' for _, module, name, _ in _ARCHITECTURES})
 
 
+def _check_role(key, class_name):
+    # Names of no known network are refused later, with the hint to trust the file.
+    if class_name in ROLES.values() and class_name != ROLES[key]:
+        raise LoadError(f'Snapshot entry "{key}" holds a {quoted(class_name)}, where snapshots hold a {ROLES[key]}; the '
+            'file is corrupt or hostile.')
+
+
 def _resolve_class(spec, key):
     for stored_name, module_name, class_name, matches in _ARCHITECTURES:
         if spec.class_name == stored_name and matches(list(spec.tensors)):
             return _our_class(module_name, class_name)
-    raise LoadError(f'Snapshot entry "{key}" is a "{spec.class_name[:60]}", an architecture this codebase does not '
+    raise LoadError(f'Snapshot entry "{key}" is a {quoted(spec.class_name)}, an architecture this codebase does not '
         f'know (it rebuilds {", ".join(_known_class_names())}). {TRUST_HINT}')
 
 #----------------------------------------------------------------------------
@@ -319,6 +351,10 @@ def _check_before_construction(cls, init_args, init_kwargs, tensors, key, limits
     if init_args:
         raise LoadError(f'Snapshot entry "{key}" has positional constructor arguments; the safe loader reads keyword '
             f'arguments only. {TRUST_HINT}')
+    layers = len({m.group(1) for m in map(_LAYER.match, tensors) if m})
+    if layers > limits.max_layers:
+        raise LoadError(f'Snapshot entry "{key}" has {layers} blocks and mapping layers, more than max_layers='
+            f'{limits.max_layers}; raise that limit (see docs/security.md) if the file is genuine.')
     elements = sum(t.numel() for t in tensors.values())
     if elements > limits.max_tensor_elements:
         raise LoadError(f'Snapshot entry "{key}" holds {elements} tensor elements, more than max_tensor_elements='
@@ -337,14 +373,18 @@ def _check_before_construction(cls, init_args, init_kwargs, tensors, key, limits
     wrong_shape = sorted(name for name in set(expected) & set(stored) if expected[name] != stored[name])
     if missing or unexpected or wrong_shape:
         raise LoadError(f'Snapshot entry "{key}" ({cls.__name__}) does not match this codebase\'s architecture: '
-            f'missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong_shape[:5]}. {TRUST_HINT}')
+            f'missing {_names(missing)}, unexpected {_names(unexpected)}, wrong shape {_names(wrong_shape)}. {TRUST_HINT}')
+
+
+def _names(names):
+    return '[' + ', '.join(quoted(name, 80) for name in names[:5]) + (', ...]' if len(names) > 5 else ']')
 
 
 def _construct(cls, init_kwargs, key):
     try:
         return cls(**init_kwargs)
     except Exception as err:
-        reason = ' '.join(str(err).split())[:200]
+        reason = quoted(' '.join(str(err).split()), 200)  # It can name a keyword argument of the file.
         raise LoadError(f'Snapshot entry "{key}": cannot construct {cls.__module__}.{cls.__name__} from the stored '
             f'arguments {_brief(init_kwargs)}: {type(err).__name__}: {reason}. {TRUST_HINT}') from None
 
@@ -422,6 +462,10 @@ def _load_safetensors(data, file_name, limits):
         tensors = safetensors.torch.load(data)
     except Exception as err:
         raise LoadError(f'The safetensors file is truncated or corrupt ({type(err).__name__}).') from None
+    unusable = sorted(str(dtype) for dtype in {t.dtype for t in tensors.values()} - NETWORK_DTYPES)
+    if unusable:
+        raise LoadError(f'The safetensors file holds tensors of type {", ".join(unusable[:3])}; network tensors are plain '
+            'numbers (float, integer or bool), the file is corrupt or hostile.')
     metadata = header.get('__metadata__') if isinstance(header, dict) else None
     text = metadata.get(_SAFETENSORS_META_KEY) if isinstance(metadata, dict) else None
     if text is None and file_name is not None and os.path.isfile(os.path.splitext(file_name)[0] + '.json'):
@@ -444,11 +488,12 @@ def _load_safetensors(data, file_name, limits):
     for key, entry in modules.items():
         if (key not in MODULE_KEYS or not isinstance(entry, dict) or not isinstance(entry.get('init_kwargs', {}), dict)
                 or not isinstance(entry.get('init_args', []), list)):
-            raise LoadError(f'Safetensors description entry "{key[:40]}" is not a network entry of {", ".join(MODULE_KEYS)} '
+            raise LoadError(f'Safetensors description entry {quoted(key)} is not a network entry of {", ".join(MODULE_KEYS)} '
                 'with class_name, init_args and init_kwargs; write it again with legacy.py.')
         if entry.get('class_name') not in known:
             raise LoadError(f'Safetensors entry "{key}" names class {_brief(entry.get("class_name"))}; this codebase '
                 f'rebuilds only {", ".join(sorted(known))}.')
+        _check_role(key, known[entry['class_name']][1])
         prefix = key + '.'
         module_tensors = {name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)}
         result[key] = build_module(_our_class(*known[entry['class_name']]), tuple(entry.get('init_args', [])),
@@ -469,7 +514,7 @@ def _read_pickle(data, trust, limits):
             'it again.') from None
     except Exception as err:
         raise LoadError(f'Unpickling the snapshot with its own embedded code failed ({type(err).__name__}: '
-            f'{" ".join(str(err).split())[:200]}); the file is corrupt or needs code this codebase does not provide.') from None
+            f'{quoted(" ".join(str(err).split()), 200)}); the file is corrupt or needs code this codebase does not provide.') from None
 
 
 def _rebuild_safely(result, limits):
@@ -479,8 +524,9 @@ def _rebuild_safely(result, limits):
     for key, value in result.items():
         if isinstance(value, Record):
             if key not in MODULE_KEYS:
-                raise LoadError(f'Snapshot entry "{key[:40]}" is a network, but snapshots hold networks only in '
+                raise LoadError(f'Snapshot entry {quoted(key)} is a network, but snapshots hold networks only in '
                     f'{", ".join(MODULE_KEYS)}. {TRUST_HINT}')
+            _check_role(key, value.class_name)
             spec = _record_spec(value, key, budget)
             rebuilt[key] = build_module(_resolve_class(spec, key), spec.init_args, spec.init_kwargs, spec.tensors, key,
                 training=spec.training, limits=limits)
@@ -488,7 +534,7 @@ def _rebuild_safely(result, limits):
             raise LoadError(f'Snapshot entry "{key}" is a {type(value).__name__}, not a network; the file is not a '
                 'snapshot this codebase reads.')
         else:
-            rebuilt[key] = _plain(value, budget, f'Snapshot entry "{key[:40]}"')
+            rebuilt[key] = _plain(value, budget, f'Snapshot entry {quoted(key)}')
     rebuilt['training_set_kwargs'] = dataset_kwargs_from_file(rebuilt.get('training_set_kwargs'))
     return rebuilt
 
@@ -550,7 +596,7 @@ def load_network_pkl(f, force_fp16=False, trust=False, **limits):
             result = _rebuild_safely(result, limits)
 
     if result.get('G_ema') is None:
-        raise LoadError(f'The snapshot has no G_ema (entries: {sorted(str(k)[:40] for k, v in result.items() if v is not None)[:10]}); '
+        raise LoadError(f'The snapshot has no G_ema (entries: {_names(sorted(str(k) for k, v in result.items() if v is not None))}); '
             f'generation needs the generator\'s moving average G_ema.')
     for key in SNAPSHOT_KEYS:
         result.setdefault(key, None)

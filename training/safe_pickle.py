@@ -13,15 +13,16 @@ itself instead: a file can only
   are not read: `Unread`).
 
 Nothing the file does can reach an object that exists outside this load. Work is bounded by
-the instruction count (`max_opcodes`), and tensors may not claim more elements than the data
-they were read from holds (`max_tensor_elements` bounds the total).
+`max_opcodes`, which counts the instructions, the items that calls walk (one memoized list can
+be handed to any number of calls) and the work of each call; the storages together hold at
+most the file's bytes, and tensors may not claim more elements than the data they were read
+from holds (`max_tensor_elements` bounds the total).
 """
 
 import collections
 import io
 import pickletools
 import re
-import zipfile
 
 import numpy as np
 import torch
@@ -31,6 +32,12 @@ import dnnlib
 
 class LoadError(Exception):
     """A snapshot could not be loaded; the message says why and what to do."""
+
+
+def quoted(text, limit=60):
+    """A string from the file as an error message quotes it: escaped (no newlines or terminal
+    control sequences reach the terminal) and shortened to `limit` characters."""
+    return repr(text[:limit]) + ('...' if len(text) > limit else '')
 
 
 class Record:
@@ -57,7 +64,7 @@ def _persistent_record(meta):
         raise LoadError('The file names a persistent class of more than 200 characters; it is not a network snapshot.')
     state = meta.get('state')
     if state is not None and not isinstance(state, dict):
-        raise LoadError(f'Persistent object {meta["class_name"][:60]} has a {type(state).__name__} as its state, '
+        raise LoadError(f'Persistent object {quoted(meta["class_name"])} has a {type(state).__name__} as its state, '
             'not a dict; the file is corrupt or not a network snapshot.')
     return Record(meta['class_name'], state or {})
 
@@ -66,54 +73,45 @@ class _Storage:
     """A tensor storage read from the file, with the elements its tensors have not claimed yet."""
     __slots__ = ('dtype', 'untyped', 'size', 'unclaimed')
 
-    def __init__(self, typed):
-        self.dtype = typed.dtype
-        self.untyped = typed._untyped_storage  # pylint: disable=protected-access # (The public accessor warns.)
-        self.size = self.unclaimed = self.untyped.nbytes() // torch.empty((), dtype=self.dtype).element_size()
+    def __init__(self, dtype, untyped):
+        self.dtype = dtype
+        self.untyped = untyped
+        self.size = self.unclaimed = untyped.nbytes() // torch.empty((), dtype=dtype).element_size()
+
+
+def _int64(value):
+    return type(value) is int and 0 <= value < 2**63  # Checked before any arithmetic: no huge-integer work.
 
 
 def _int_tuple(value, what):
-    if not isinstance(value, tuple) or len(value) > 16 or not all(type(v) is int and v >= 0 for v in value):
+    if not isinstance(value, tuple) or len(value) > 16 or not all(map(_int64, value)):
         raise LoadError(f'A tensor in the file has a malformed {what}; the file is corrupt.')
     return value
-
-
-def _check_declared_sizes(data):
-    # torch.save bytes are a zip; torch allocates what its entries declare, before we see the
-    # storage. Entries may not declare more than the bytes hold (no compression bombs).
-    with io.BytesIO(data) as f:
-        if not zipfile.is_zipfile(f):
-            return  # The pre-1.6 format stores the data raw: it cannot hold more than its bytes.
-        try:
-            declared = sum(info.file_size for info in zipfile.ZipFile(f).infolist())
-        except (zipfile.BadZipFile, ValueError, EOFError):
-            raise LoadError('A tensor storage in the file is a corrupt zip; the file is corrupt.') from None
-    if declared > len(data):
-        raise LoadError('A tensor storage in the file declares more data than it holds (a compressed entry); '
-            'the file is corrupt or hostile.')
 
 
 class _TensorMaker:
     """The tensor functions of one load; they share the budget of tensor elements."""
 
-    def __init__(self, max_elements):
+    def __init__(self, max_elements, max_storage_bytes, work):
         self.elements_left = max_elements
+        self.storage_bytes_left = max_storage_bytes
+        self.work = work
 
     def storage_from_bytes(self, data):
         if not isinstance(data, bytes):
             raise LoadError('A tensor storage in the file is not stored as bytes; the file is corrupt.')
-        _check_declared_sizes(data)
-        try:
-            # torch.save bytes of one storage, read by torch's own weights-only unpickler.
-            storage = torch.load(io.BytesIO(data), weights_only=True, map_location='cpu')
-        except Exception as err:
-            raise LoadError(f'A tensor storage in the file cannot be read ({type(err).__name__}); the file is corrupt.') from None
-        if not isinstance(storage, torch.TypedStorage):
-            raise LoadError(f'A tensor storage in the file holds a {type(storage).__name__}; the file is corrupt.')
-        return _Storage(storage)
+        # A file can hand the same bytes to any number of calls: each read counts, so all storages
+        # together hold no more than the file does.
+        self.work.spend(STORAGE_WORK)
+        self.storage_bytes_left -= len(data)
+        if self.storage_bytes_left < 0:
+            raise LoadError('The tensor storages of the file hold more bytes than the file (stored data read more than '
+                'once); the file is corrupt or hostile.')
+        return _Storage(*_read_storage(data))
 
     def tensor(self, storage, offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
-        if not isinstance(storage, _Storage) or type(offset) is not int or offset < 0:
+        self.work.spend(TENSOR_WORK)
+        if not isinstance(storage, _Storage) or not _int64(offset):
             raise LoadError('A tensor in the file has no valid storage or offset; the file is corrupt.')
         size, stride = _int_tuple(size, 'size'), _int_tuple(stride, 'stride')
         if len(size) != len(stride) or not isinstance(requires_grad, bool) or backward_hooks or metadata:
@@ -153,8 +151,11 @@ def _ordered_dict(*args):
     return collections.OrderedDict()
 
 
-def _string_set(items):
-    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+def _string_set(items, work):
+    if not isinstance(items, list):
+        raise LoadError('A set in the file holds something other than names; the file is corrupt.')
+    work.spend(len(items))
+    if not all(isinstance(item, str) for item in items):
         raise LoadError('A set in the file holds something other than names; the file is corrupt.')
     return set(items)
 
@@ -221,7 +222,7 @@ class _Global:
         self.name, self.call, self.new = name, call, new
 
 
-def _globals(tensors):
+def _globals(tensors, work):
     table = {
         ('torch_utils.persistence', '_reconstruct_persistent_obj'): dict(call=_persistent_record),
         ('torch.storage', '_load_from_bytes'): dict(call=tensors.storage_from_bytes),
@@ -234,8 +235,8 @@ def _globals(tensors):
         ('collections', 'OrderedDict'): dict(call=_ordered_dict, new=_ordered_dict),
         ('dnnlib.util', 'EasyDict'): dict(new=dnnlib.EasyDict),
         ('dnnlib', 'EasyDict'): dict(new=dnnlib.EasyDict),
-        ('builtins', 'set'): dict(call=_string_set),
-        ('builtins', 'frozenset'): dict(call=lambda items: frozenset(_string_set(items))),
+        ('builtins', 'set'): dict(call=lambda items: _string_set(items, work)),
+        ('builtins', 'frozenset'): dict(call=lambda items: frozenset(_string_set(items, work))),
         ('numpy', 'dtype'): dict(call=_DtypeSpec),
     }
     for module in ['numpy.core.multiarray', 'numpy._core.multiarray']:  # numpy 1 and numpy 2 names.
@@ -253,19 +254,38 @@ TRUST_HINT = ('If you trust the file, load it with its own embedded code by pass
 
 #----------------------------------------------------------------------------
 
+# The work of a call in instructions (about a microsecond each), as measured: reading a storage's
+# bytes takes about 200, making a tensor about 10.
+STORAGE_WORK = 200
+TENSOR_WORK = 10
+
+
+class _Work:
+    """The work one load may still do: pickle instructions, plus the items each call walks and
+    the work of each call, in instructions."""
+
+    def __init__(self, max_opcodes):
+        self.max_opcodes = self.left = max_opcodes
+
+    def spend(self, steps):
+        self.left -= steps
+        if self.left < 0:
+            raise LoadError(f'The file needs more than max_opcodes={self.max_opcodes} pickle instructions (counting the '
+                'work of the calls they make); raise that limit (see docs/security.md) if it is a genuine, very large '
+                'snapshot.')
+
+
 class _Machine:
     """The pickle instructions a snapshot needs, each applied to the stack as pickle defines it."""
 
-    def __init__(self, max_opcodes, max_tensor_elements):
-        self.max_opcodes = max_opcodes
-        self.table = _globals(_TensorMaker(max_tensor_elements))
+    def __init__(self, table, work):
+        self.table, self.work = table, work
         self.stack, self.marks, self.memo = [], [], {}
 
     def run(self, data):
-        for count, (opcode, arg, _pos) in enumerate(pickletools.genops(data), start=1):
-            if count > self.max_opcodes:
-                raise LoadError(f'The file has more than max_opcodes={self.max_opcodes} pickle instructions; raise that '
-                    'limit (see docs/security.md) if it is a genuine, very large snapshot.')
+        """The object pickled in `data` (bytes, or a file positioned at a pickle, left after its STOP)."""
+        for opcode, arg, _pos in pickletools.genops(data):
+            self.work.spend(1)
             if opcode.name == 'STOP':
                 return self.pop()
             handler = getattr(self, 'op_' + opcode.name, None)
@@ -372,7 +392,7 @@ class _Machine:
         if type(target) is not set or not all(isinstance(item, str) for item in items):
             raise LoadError('The file adds something other than names to a set, or adds to something not a set.')
         target.update(items)
-    def op_FROZENSET(self, arg): self.push(frozenset(_string_set(self.pop_mark())))
+    def op_FROZENSET(self, arg): self.push(frozenset(_string_set(self.pop_mark(), self.work)))
 
     # Globals and calls: only the functions of `_globals`.
     def op_GLOBAL(self, arg):
@@ -394,9 +414,8 @@ class _Machine:
         if module.startswith('dnnlib.tflib'):
             raise LoadError('This is a TensorFlow snapshot (StyleGAN/StyleGAN2 TF); convert it with the '
                 'StyleGAN2-ADA PyTorch tools first. This codebase reads PyTorch snapshots only.')
-        shown = f'{module}.{name}'
-        shown = shown if len(shown) <= 100 else shown[:100] + '...'
-        raise LoadError(f'The file refers to "{shown}", which the safe loader does not allow (it could run code). {TRUST_HINT}')
+        raise LoadError(f'The file refers to {quoted(module)}.{quoted(name)}, which the safe loader does not allow (it '
+            f'could run code). {TRUST_HINT}')
 
     def op_REDUCE(self, arg):
         args, func = self.pop(), self.pop()
@@ -424,6 +443,79 @@ class _Machine:
                 f'{TRUST_HINT}')
 
 
+#----------------------------------------------------------------------------
+# Storages. Pickling a storage stores `torch.save(storage, _use_new_zipfile_serialization=False)`
+# (torch's storage __reduce__ since 1.6, and torch.save's only format before): five pickles
+# (magic number, format version, system info, the storage's persistent id with its type, key
+# and element count, the list of keys), then per key its element count (8 bytes) and raw data.
+# torch.load would allocate what the persistent id declares and fill only the storages the key
+# list names; read here, every byte of a storage is copied from the file.
+
+_LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
+_LEGACY_VERSION = 1001
+
+# The storage types network tensors are made of (torch's legacy names): plain numbers, which
+# load_state_dict copies into any parameter. Quantized and complex storages are refused.
+_STORAGE_DTYPES = {
+    'FloatStorage': torch.float32, 'DoubleStorage': torch.float64, 'HalfStorage': torch.float16,
+    'BFloat16Storage': torch.bfloat16, 'LongStorage': torch.int64, 'IntStorage': torch.int32,
+    'ShortStorage': torch.int16, 'CharStorage': torch.int8, 'ByteStorage': torch.uint8, 'BoolStorage': torch.bool,
+}
+NETWORK_DTYPES = frozenset(_STORAGE_DTYPES.values())
+
+
+class _StorageMachine(_Machine):
+    """Reads the small pickles of one storage's bytes: plain values, the storage types above,
+    and one persistent id."""
+
+    def __init__(self):
+        super().__init__({('torch', name): {} for name in _STORAGE_DTYPES}, _Work(100))
+
+    def op_BINPERSID(self, arg):
+        self.push(_DeclaredStorage(self.pop()))
+
+    def find(self, module, name):
+        if (module, name) not in self.table:
+            raise LoadError(f'A tensor storage in the file is a {quoted(module)}.{quoted(name)}; network tensors are plain '
+                'numbers (float, integer or bool storages), the file is corrupt or hostile.')
+        return super().find(module, name)
+
+
+class _DeclaredStorage:
+    """A storage's persistent id: ('storage', storage type, key, location, element count, view)."""
+    __slots__ = ('dtype', 'key', 'numel')
+
+    def __init__(self, pid):
+        if (not isinstance(pid, tuple) or len(pid) != 6 or pid[0] != 'storage' or not isinstance(pid[1], _Global)
+                or not isinstance(pid[2], str) or not isinstance(pid[3], str) or not _int64(pid[4]) or pid[5] is not None):
+            raise LoadError('A tensor storage in the file has a malformed header; the file is corrupt.')
+        self.dtype = _STORAGE_DTYPES[pid[1].name.partition('.')[2]]  # The location (pid[3]) is ignored: we load on the CPU.
+        self.key, self.numel = pid[2], pid[4]
+
+
+def _read_storage(data):
+    """(dtype, untyped storage) of the legacy `torch.save` bytes of one storage."""
+    if data.startswith(b'PK'):
+        # Not read: torch pickles storages in the legacy format only, and a zip can show two readers two contents.
+        raise LoadError('A tensor storage in the file is a zip archive (torch.save\'s newer format), which torch never '
+            'writes into a pickle; the file is corrupt or hostile.')
+    f = io.BytesIO(data)
+    magic, version, sys_info, declared, keys = (_StorageMachine().run(f) for _ in range(5))
+    if magic != _LEGACY_MAGIC or version != _LEGACY_VERSION or not isinstance(declared, _DeclaredStorage):
+        raise LoadError('A tensor storage in the file is not in the format torch pickles storages in; the file is '
+            'corrupt or was not written by torch.')
+    if not isinstance(sys_info, dict) or sys_info.get('little_endian') is not True:
+        raise LoadError('A tensor storage in the file is stored big-endian; the safe loader reads little-endian '
+            'storages (what every torch build on x86 and ARM writes).')
+    nbytes = declared.numel * torch.empty((), dtype=declared.dtype).element_size()
+    start = f.tell() + 8
+    if (keys != [declared.key] or int.from_bytes(data[start - 8:start], 'little') != declared.numel
+            or len(data) - start != nbytes):
+        raise LoadError('A tensor storage in the file does not hold exactly the data it declares; the file is '
+            'corrupt or hostile.')
+    return declared.dtype, torch.UntypedStorage.from_buffer(data, dtype=torch.uint8, offset=start, count=nbytes)
+
+
 def _what(value):
     return value.name if isinstance(value, _Global) else type(value).__name__
 
@@ -439,7 +531,8 @@ def _checked_call(func, call, args):
 def unpickle(data, max_opcodes, max_tensor_elements):
     """The object pickled in `data`, read as described in the module docstring."""
     try:
-        return _Machine(max_opcodes, max_tensor_elements).run(data)
+        work = _Work(max_opcodes)
+        return _Machine(_globals(_TensorMaker(max_tensor_elements, len(data), work), work), work).run(data)
     except LoadError:
         raise
     except (ValueError, EOFError, IndexError, OverflowError, UnicodeDecodeError, MemoryError) as err:

@@ -4,6 +4,7 @@ latents, rendering, uint8 images and grids. They raise ordinary exceptions (Valu
 OSError); training/cli.py turns them into click errors for the command lines."""
 
 import re
+import zipfile
 
 import numpy as np
 import PIL.Image
@@ -12,21 +13,29 @@ from tqdm import tqdm
 
 #----------------------------------------------------------------------------
 
-def parse_range(text):
-    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11]."""
+def parse_range(text, max_count):
+    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11]; ValueError, before anything is expanded, when
+    it would hold more than `max_count` values."""
     if isinstance(text, list):
         return text
-    values = []
+    ranges = []
     for part in str(text).split(','):
         part = part.strip()
-        match = re.fullmatch(r'(-?\d+)(?:-(-?\d+))?', part)
+        match = re.fullmatch(r'(-?\d{1,18})(?:-(-?\d{1,18}))?', part)
         if match is None:
-            raise ValueError(f'"{part}" is not a number or a range like 0-7 (in "{text}")')
+            raise ValueError(f'{_shown(part)} is not a number or a range like 0-7 (in {_shown(str(text))})')
         lo, hi = int(match.group(1)), int(match.group(2) if match.group(2) is not None else match.group(1))
         if hi < lo:
-            raise ValueError(f'Range "{part}" runs backwards; write it as {hi}-{lo}')
-        values.extend(range(lo, hi + 1))
-    return values
+            raise ValueError(f'Range {_shown(part)} runs backwards; write it as {hi}-{lo}')
+        ranges.append((lo, hi))
+    count = sum(hi - lo + 1 for lo, hi in ranges)
+    if count > max_count:
+        raise ValueError(f'{_shown(str(text))} holds {count} values; at most {max_count} are allowed here')
+    return [value for lo, hi in ranges for value in range(lo, hi + 1)]
+
+
+def _shown(text):
+    return repr(text[:40]) + ('...' if len(text) > 40 else '')  # Escaped and short: it may come from a web request.
 
 
 def seeds_to_z(seeds, z_dim, device):
@@ -62,15 +71,26 @@ def make_labels(G, class_idx, num, device):
     return label
 
 
+MAX_PROJECTED_WS = 1000  # w's in one projected_w.npz (projector.py writes one).
+
+
 def load_projected_w(path, G, device):
     """w's saved by projector.py (an .npz with array 'w' [N, num_ws, w_dim]) for the network G."""
     try:
-        ws = np.load(path)['w']
-    except (KeyError, ValueError) as err:
+        npz = np.load(path)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError('it holds a single array (.npy)')
+        with npz:
+            # The stored size is checked before the array is inflated from the zip.
+            max_bytes = MAX_PROJECTED_WS * G.num_ws * G.w_dim * 8 + 4096
+            if npz.zip.getinfo('w.npy').file_size > max_bytes:
+                raise ValueError(f'its array "w" is larger than {MAX_PROJECTED_WS} w\'s of this network')
+            ws = npz['w']
+    except (KeyError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise ValueError(f'{path} is not an .npz with an array "w" (as projector.py writes): {err}') from None
-    if ws.ndim != 3 or ws.shape[1:] != (G.num_ws, G.w_dim):
-        raise ValueError(f'{path} holds w\'s of shape {list(ws.shape)}, but this network needs '
-            f'[N, {G.num_ws}, {G.w_dim}] (was it projected with another network?).')
+    if ws.ndim != 3 or ws.shape[1:] != (G.num_ws, G.w_dim) or ws.dtype.kind != 'f':
+        raise ValueError(f'{path} holds w\'s of shape {list(ws.shape)} ({ws.dtype}), but this network needs floats of '
+            f'shape [N, {G.num_ws}, {G.w_dim}] (was it projected with another network?).')
     return torch.tensor(ws, device=device, dtype=torch.float32)
 
 
