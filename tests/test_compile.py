@@ -17,12 +17,7 @@ from test_networks_reference import D_CASES, G_CASES, _assert_close, _build
 #----------------------------------------------------------------------------
 # Compiled networks against the published reference outputs and the eager path.
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('one_thread') # conftest.py
 
 @pytest.fixture(autouse=True, scope='module')
 def compile_cache(tmp_path_factory):

@@ -29,15 +29,6 @@ def snapshot(tmp_path_factory, g_small):
     return write_generator_snapshot(tmp_path_factory.mktemp('snapshot') / 'uncond.pkl', g_small)
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: these tiny networks gain nothing from more, and on a busy machine
-    extra threads thrash (the W+ test: 0.3 s idle, 35 s at load 14 with the default threads)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def invoke(command, args):
     result = CliRunner().invoke(command, args + ['--device=cpu'])  # Exact comparisons: no reduced precision.

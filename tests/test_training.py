@@ -28,14 +28,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def fashion_zip(tmp_path_factory):
     return make_fashion_zip(tmp_path_factory, 256)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: these small networks gain nothing from more, and on a busy 2-core
-    machine (the test suite) extra threads thrash (measured 15x slower with 2)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('one_thread') # conftest.py
 
 def tiny_options(data, **overrides):
     """Training-loop kwargs of the tiny preset, built by train.py's option code."""

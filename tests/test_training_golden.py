@@ -7,7 +7,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 
 from golden import ours, scenario
 
@@ -16,12 +15,7 @@ GOLDEN = dict(np.load(os.path.join(DATA_DIR, 'training_golden.npz')))
 with open(os.path.join(DATA_DIR, 'published_train_options.json')) as _f:
     PUBLISHED_OPTIONS = json.load(_f)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('one_thread') # conftest.py
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
