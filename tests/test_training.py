@@ -227,16 +227,18 @@ def test_two_processes_match_one_process(fashion_zip, tmp_path):
     """--gpus=2 on the CPU (gloo): the loop checks at every snapshot that both ranks hold
     identical weights; with --accumulation=mean the result equals one process running the same
     global batch in two rounds (the published sum of rounds would double its gradients)."""
-    # Global round g holds the same images and seeds in both layouts: only summation order differs.
+    # Global round g holds the same images and seeds in both layouts: only summation order
+    # differs. Three steps (the first with R1): by the fifth, D's float32 rounding has grown to
+    # 2e-3 in some weights, in one process with 2 threads against 1 just as between the layouts.
     extra = ['--batch=8', '--aug=noaug', '--accumulation=mean']
-    two = run_cli(_cli_args(fashion_zip, tmp_path / 'two', 0.04, [*extra, '--gpus=2']))
+    two = run_cli(_cli_args(fashion_zip, tmp_path / 'two', 0.024, [*extra, '--gpus=2']))
     out_two = two.communicate(timeout=600)[0]
     assert two.returncode == 0, out_two
-    one = run_cli(_cli_args(fashion_zip, tmp_path / 'one', 0.04, [*extra, '--gpus=1', '--batch-gpu=4']))
+    one = run_cli(_cli_args(fashion_zip, tmp_path / 'one', 0.024, [*extra, '--gpus=1', '--batch-gpu=4']))
     out_one = one.communicate(timeout=600)[0]
     assert one.returncode == 0, out_one
     a, b = final_snapshot(only_run_dir(tmp_path / 'two')[0]), final_snapshot(only_run_dir(tmp_path / 'one')[0])
-    assert last_stats(only_run_dir(tmp_path / 'two')[0])['Progress/kimg']['mean'] == pytest.approx(0.04)
+    assert last_stats(only_run_dir(tmp_path / 'two')[0])['Progress/kimg']['mean'] == pytest.approx(0.024)
     for name in ['G', 'D', 'G_ema']:
         assert max_param_diff(a[name], b[name]) < 1e-4, name
 
