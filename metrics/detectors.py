@@ -18,8 +18,8 @@ Where they come from, first match wins:
 Every detector takes uint8 images [N, C, H, W] of any size; 1-channel images are repeated to 3.
 
 The packaged Inception-v3 runs as an eager re-implementation with its weights
-(metrics/inception_eager.py): channels-last, batch normalization folded, ReLU fused, several
-times faster on CPUs than its TorchScript form and equal to it up to float32 rounding.
+(metrics/inception_eager.py): channels-last, batch normalization folded, ReLU fused, about
+twice as fast on CPUs as its TorchScript form and equal to it up to float32 rounding.
 `precision='bfloat16'` (--feature-precision) runs it in bfloat16, faster again on CPUs with
 bfloat16 matrix units but not exact: docs/benchmarks.md shows what it changes in FID.
 NVIDIA's pickles are unpickled as published (that runs code from the file), so only files

@@ -22,7 +22,7 @@ _POOLS = {
     'max': lambda x: F.max_pool2d(x, 3, 1, 1),
     'avg': lambda x: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False),
 }
-_FIRST = 'conv'  # Always float32: rounding its input to bfloat16 costs a third of bfloat16's error.
+_FIRST = 'conv'  # Always float32: rounding the network's input to bfloat16 made a third of bfloat16's error.
 _STEM = ['conv_1', 'conv_2', 'reduce_max', 'conv_3', 'conv_4', 'reduce_max']
 _BLOCK_A = [['conv'], ['tower.conv', 'tower.conv_1'], ['tower_1.conv', 'tower_1.conv_1', 'tower_1.conv_2'], ['avg', 'tower_2.conv']]
 _BLOCK_B = [['conv'], ['tower.conv', 'tower.conv_1', 'tower.conv_2'], ['reduce_max']]
@@ -34,8 +34,6 @@ _BLOCKS = [('mixed', _BLOCK_A), ('mixed_1', _BLOCK_A), ('mixed_2', _BLOCK_A), ('
 # The last two blocks split two branches in two (1x3 and 3x1 convolutions of a shared input);
 # their side pooling is an average in mixed_9 and a maximum in mixed_10.
 _LAST_BLOCKS = [('mixed_9', 'avg'), ('mixed_10', 'max')]
-
-
 
 
 def _pairs(value):
@@ -69,7 +67,7 @@ def has_inception_layout(scripted):
 def _conv_relu(x, weight, bias, stride, padding):
     if x.device.type == 'cpu' and torch.backends.mkldnn.is_available():
         # oneDNN's convolution with the ReLU fused into it (the kernel torch.compile uses on
-        # CPUs): a separate ReLU pass costs half as much again as a bfloat16 convolution.
+        # CPUs): in bfloat16, separate ReLU passes took half as long as the convolutions.
         return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, padding, stride, [1, 1], 1, 'relu', [None], '')
     return F.conv2d(x, weight, bias, stride, padding).relu_()
 
