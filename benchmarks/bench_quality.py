@@ -27,7 +27,6 @@ import tempfile
 import time
 
 import click
-import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -142,13 +141,14 @@ def main(minutes, seeds, data, num_gen, num_real, feature_precision, detector, o
     except ValueError:
         raise BenchError(f'--seeds takes comma-separated integers, got {seeds!r}') from None
     datasets = [d.strip() for d in data.split(',') if d.strip()]
+    if not datasets:
+        raise BenchError('--data needs at least one dataset zip or folder')
     for path in datasets:
         if not os.path.exists(path):
             raise BenchError(f'--data: {path} does not exist; make it first, e.g. '
                 f'python dataset_tool.py --source=fashion-mnist --dest={path}')
         check_train_args(train_args, path)
     config = ' '.join(train_args) or '(train.py defaults)'
-    torch.set_num_threads(os.cpu_count() or 1)
 
     print(_row(['config', 'data', 'seed', 'minutes', 'kimg', 's/kimg', 'FID', 'load']), flush=True)
     for path in datasets:
