@@ -29,7 +29,7 @@ import dnnlib
 from metrics import detectors, metric_main
 from torch_utils import distributed
 from training import model_zoo, safe_load
-from training.dataset import DatasetError
+from training.dataset import DATASET_CLASS, DatasetError
 
 #----------------------------------------------------------------------------
 
@@ -49,7 +49,7 @@ def load_inputs(opts):
     """Generator and dataset options for the metrics: (G or None, dataset_kwargs, gen_dataset_kwargs)."""
     if opts.gen_data is not None:
         def image_set(path):
-            return dnnlib.EasyDict(class_name=safe_load.DATASET_CLASS, path=path, max_size=None, xflip=False)
+            return dnnlib.EasyDict(class_name=DATASET_CLASS, path=path, max_size=None, xflip=False)
         return None, image_set(opts.data), image_set(opts.gen_data)
 
     if opts.verbose:
@@ -58,10 +58,10 @@ def load_inputs(opts):
         snapshot = safe_load.load_network_pkl(f, trust=opts.trust_pickle)
     G = snapshot['G_ema']
     if opts.data is not None:
-        dataset_kwargs = dnnlib.EasyDict(class_name=safe_load.DATASET_CLASS, path=opts.data)
+        dataset_kwargs = dnnlib.EasyDict(class_name=DATASET_CLASS, path=opts.data)
     elif snapshot.get('training_set_kwargs') is not None:
         # Never a class named by the file: the loader kept only our dataset's plain arguments.
-        dataset_kwargs = dnnlib.EasyDict(copy.deepcopy(snapshot['training_set_kwargs']), class_name=safe_load.DATASET_CLASS)
+        dataset_kwargs = dnnlib.EasyDict(copy.deepcopy(snapshot['training_set_kwargs']), class_name=DATASET_CLASS)
     else:
         raise click.ClickException('The snapshot does not name its training set; give the dataset with --data')
     dataset_kwargs.resolution = G.img_resolution

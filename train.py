@@ -22,6 +22,7 @@ import dnnlib
 from torch_utils import distributed
 from training import compile as speed
 from training import model_zoo, precision, presets, run_dirs, safe_load, snapshot
+from training.dataset import DATASET_CLASS
 
 #----------------------------------------------------------------------------
 
@@ -108,7 +109,7 @@ def _dataset_options(args, opts):
     """Training set and data loader; returns (run description, resolution)."""
     if opts.data is None:
         raise UserError('--data is required: a dataset zip or folder made with dataset_tool.py')
-    args.training_set_kwargs = dnnlib.EasyDict(class_name=safe_load.DATASET_CLASS, path=opts.data, use_labels=True, max_size=None, xflip=False)
+    args.training_set_kwargs = dnnlib.EasyDict(class_name=DATASET_CLASS, path=opts.data, use_labels=True, max_size=None, xflip=False)
     num_workers = opts.workers if opts.workers is not None else 3 if torch.cuda.is_available() else 1
     args.data_loader_kwargs = dnnlib.EasyDict(pin_memory=True, num_workers=num_workers, prefetch_factor=2)
     training_set = open_dataset(args.training_set_kwargs)

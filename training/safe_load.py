@@ -35,6 +35,7 @@ import torch
 import dnnlib
 from dnnlib.util import atomic_write
 from training import model_zoo, precision
+from training.dataset import DATASET_CLASS
 from training.safe_pickle import NETWORK_DTYPES, TRUST_HINT, LoadError, Record, Unread, quoted, unpickle
 
 #----------------------------------------------------------------------------
@@ -145,7 +146,6 @@ def _plain(value, budget, where, depth=0):
         'the file is corrupt or not a snapshot of a known kind.')
 
 
-DATASET_CLASS = 'training.dataset.ImageFolderDataset'
 _DATASET_KEYS = dict(path=(str,), resolution=(int, type(None)), use_labels=(bool,), max_size=(int, type(None)),
     xflip=(bool,), random_seed=(int,))  # The arguments kept, with the types the dataset takes.
 
