@@ -17,7 +17,7 @@ import generate
 import legacy
 import train
 from dnnlib import util
-from training import model_zoo
+from training import model_zoo, safe_load
 from training.networks_Generator import Generator
 
 from fashion_helpers import make_fashion_zip
@@ -229,6 +229,20 @@ def test_tools_take_model_names(zoo, g_small, tmp_path):
     result = CliRunner().invoke(generate.generate_images_cmd, ['--network=no-such-model', '--seeds=3', f'--outdir={tmp_path}/out'])
     assert result.exit_code != 0 and 'Known models: tiny-page, tiny-unlisted, tiny-verified, tiny-wrong' in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)  # A message, not a traceback.
+
+
+def test_open_snapshot_reports_every_failure_as_one_load_error(zoo, tmp_path, monkeypatch):
+    """A missing file, an unknown name, a web page or a wrong checksum in place of the download, a
+    rejected file, a broken model list: each is one LoadError of one line that names the snapshot."""
+    (tmp_path / 'text.pkl').write_bytes(b'not a pickle')
+    for network in [str(tmp_path / 'missing.pkl'), 'no-such-model', 'tiny-page', 'tiny-wrong', str(tmp_path / 'text.pkl')]:
+        with pytest.raises(safe_load.LoadError) as err:
+            safe_load.open_snapshot(network, verbose=False)
+        assert str(err.value).startswith(f"Cannot load '{network}': ") and '\n' not in str(err.value)
+    (tmp_path / 'broken.json').write_text('{')
+    monkeypatch.setenv(model_zoo.MODEL_LIST_ENV, str(tmp_path / 'broken.json'))
+    with pytest.raises(safe_load.LoadError, match='Cannot read the model list'):
+        safe_load.open_snapshot('tiny-verified', verbose=False)
 
 
 def test_train_resume_takes_model_names(zoo, tmp_path, tmp_path_factory):
