@@ -59,10 +59,11 @@ def parse_device(ctx, param, value):
         return tools.default_device(value)
 
 #----------------------------------------------------------------------------
-# Steps every tool takes, with the option named in the error.
+# Steps every tool takes.
 
 def load_network(network, device, trust=False):
-    """G_ema of the snapshot at `network` (path, URL or model name), ready for inference."""
+    """G_ema of the snapshot at `network` (path, URL or model name), ready for inference. A
+    snapshot that fails to open raises LoadError, whose message names it (Command reports it)."""
     print(f'Loading network from "{network}"...')
     return safe_load.open_snapshot(network, trust=trust)['G_ema'].eval().requires_grad_(False).to(device)
 
