@@ -114,7 +114,7 @@ def parse_query(text):
 #----------------------------------------------------------------------------
 
 @click.command(cls=cli.Command)
-@cli.network_option
+@cli.network_option()
 @click.option('--seed', type=int, default=0, show_default=True, help='Seed of the image')
 @click.option('--layers', help='Blocks to show, e.g. b8_0,b16_1 [default: all]')
 @click.option('--heads', default='mean', show_default=True, help='"mean" or head indices, e.g. 0,1')

@@ -28,8 +28,8 @@ import torch
 import dnnlib
 from metrics import detectors, metric_main
 from torch_utils import distributed
-from training import model_zoo, safe_load
-from training.dataset import DatasetError
+from training import cli, safe_load
+from training.dataset import DATASET_CLASS
 
 #----------------------------------------------------------------------------
 
@@ -49,19 +49,18 @@ def load_inputs(opts):
     """Generator and dataset options for the metrics: (G or None, dataset_kwargs, gen_dataset_kwargs)."""
     if opts.gen_data is not None:
         def image_set(path):
-            return dnnlib.EasyDict(class_name=safe_load.DATASET_CLASS, path=path, max_size=None, xflip=False)
+            return dnnlib.EasyDict(class_name=DATASET_CLASS, path=path, max_size=None, xflip=False)
         return None, image_set(opts.data), image_set(opts.gen_data)
 
     if opts.verbose:
-        print(f'Loading network from "{opts.network}"...')
-    with model_zoo.open_network(opts.network, verbose=opts.verbose) as f:
-        snapshot = safe_load.load_network_pkl(f, trust=opts.trust_pickle)
+        print(f'Loading network from "{opts.network_pkl}"...')
+    snapshot = safe_load.open_snapshot(opts.network_pkl, trust=opts.trust_pickle, verbose=opts.verbose)
     G = snapshot['G_ema']
     if opts.data is not None:
-        dataset_kwargs = dnnlib.EasyDict(class_name=safe_load.DATASET_CLASS, path=opts.data)
+        dataset_kwargs = dnnlib.EasyDict(class_name=DATASET_CLASS, path=opts.data)
     elif snapshot.get('training_set_kwargs') is not None:
         # Never a class named by the file: the loader kept only our dataset's plain arguments.
-        dataset_kwargs = dnnlib.EasyDict(copy.deepcopy(snapshot['training_set_kwargs']), class_name=safe_load.DATASET_CLASS)
+        dataset_kwargs = dnnlib.EasyDict(copy.deepcopy(snapshot['training_set_kwargs']), class_name=DATASET_CLASS)
     else:
         raise click.ClickException('The snapshot does not name its training set; give the dataset with --data')
     dataset_kwargs.resolution = G.img_resolution
@@ -75,8 +74,8 @@ def run_metrics(opts):
     """The work of one rank (the only one without --gpus)."""
     G, dataset_kwargs, gen_dataset_kwargs = load_inputs(opts)
     rank = distributed.get_rank()
-    local_snapshot = opts.network is not None and os.path.isfile(opts.network)
-    run_dir = os.path.dirname(os.path.abspath(opts.network)) if local_snapshot else None
+    local_snapshot = opts.network_pkl is not None and os.path.isfile(opts.network_pkl)
+    run_dir = os.path.dirname(os.path.abspath(opts.network_pkl)) if local_snapshot else None
     if rank == 0 and opts.verbose:
         print(f'Dataset: {dataset_kwargs.path}' + (f', compared with {gen_dataset_kwargs.path}' if gen_dataset_kwargs else ''))
     for metric in opts.metrics:
@@ -86,15 +85,15 @@ def run_metrics(opts):
         if rank == 0:
             values = ', '.join(f'{k} {v:.6g}' for k, v in result.results.items())
             print(f'{values}  (time {result.total_time_str}; detector: {result.detector})', flush=True)
-            metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=opts.network, print_line=opts.verbose)
+            metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=opts.network_pkl, print_line=opts.verbose)
             if run_dir is not None and not opts.verbose:
                 print(f'  appended to {os.path.join(run_dir, f"metric-{metric}.jsonl")}')
 
 #----------------------------------------------------------------------------
 
-@click.command(help=__doc__)
+@click.command(cls=cli.Command, help=__doc__)
 @click.pass_context
-@click.option('--network', help='Network snapshot: path, URL or model name (ours, Styleformer, StyleGAN2-ADA)', metavar='PATH')
+@cli.network_option(required=False)
 @click.option('--metrics', help='Comma-separated metrics', default='fid50k_full', show_default=True, callback=_comma_list)
 @click.option('--data', help='Dataset zip or folder  [default: the snapshot\'s training set]', metavar='PATH')
 @click.option('--gen-data', help='Second image set (zip or folder) to compare --data with, instead of a network', metavar='PATH')
@@ -103,12 +102,12 @@ def run_metrics(opts):
 @click.option('--detector', help=f'Local detector file(s)/folder, comma-separated, or "{detectors.FALLBACK_KEYWORD}"  [default: ${detectors.DETECTOR_ENV}, then the standard URLs]', metavar='PATH')
 @click.option('--seed', help='Seed for latents and labels', type=int, default=0, show_default=True)
 @click.option('--feature-precision', 'feature_precision', help='Precision of the Inception features; bfloat16 (offline Inception-v3 only) is faster on CPUs with AMX, not exact', type=click.Choice(list(detectors.PRECISIONS)), default='float32', show_default=True)
-@click.option('--trust-pickle', help='Load the snapshot with its own embedded code (only for trusted files)', is_flag=True)
+@cli.trust_option
 @click.option('--verbose', help='Print more (also the JSON result lines)', is_flag=True)
 def calc_metrics(ctx, **kwargs):
     opts = dnnlib.EasyDict(kwargs)
     if opts.gen_data is not None:
-        if opts.network is not None:
+        if opts.network_pkl is not None:
             ctx.fail('--gen-data compares two image sets; leave out --network (or leave out --gen-data to evaluate the network)')
         if opts.data is None:
             ctx.fail('--gen-data needs the other image set as --data')
@@ -116,7 +115,7 @@ def calc_metrics(ctx, **kwargs):
         if wrong:
             ctx.fail(f'{", ".join(wrong)} evaluate(s) a network; with --gen-data use --metrics=fid or --metrics=kid')
     else:
-        if opts.network is None:
+        if opts.network_pkl is None:
             ctx.fail('give --network=SNAPSHOT, or --data and --gen-data to compare two image sets')
         wrong = [m for m in opts.metrics if not metric_main.needs_generator(m)]
         if wrong:
@@ -126,7 +125,7 @@ def calc_metrics(ctx, **kwargs):
         ctx.fail(f'--gpus={opts.gpus} but only {torch.cuda.device_count()} GPU(s) are visible')
     try:
         distributed.launch(run_metrics, (opts,), opts.gpus)  # One rank per process (torchrun's, or spawned).
-    except (detectors.DetectorUnavailable, safe_load.LoadError, DatasetError, distributed.LaunchError, ValueError, OSError) as err:
+    except (detectors.DetectorUnavailable, distributed.LaunchError) as err:  # cli.Command reports the input errors.
         raise click.ClickException(str(err)) from None
 
 #----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def check_port_free(host, port):
 #----------------------------------------------------------------------------
 
 @click.command(cls=cli.Command)
-@cli.network_option
+@cli.network_option()
 @click.option('--port', type=click.IntRange(1, 65535), default=8000, show_default=True, help='Port of the page')
 @click.option('--host', default='127.0.0.1', show_default=True, help='Address to listen on (0.0.0.0: every interface, reachable by others)')
 @cli.device_option

@@ -110,7 +110,7 @@ def render_video(G, seeds, label, output, grid_w=1, grid_h=1, frames_per_transit
 #----------------------------------------------------------------------------
 
 @click.command(cls=cli.Command)
-@cli.network_option
+@cli.network_option()
 @click.option('--seeds', callback=cli.parse_range, help='Keyframe seeds, e.g. 0-7')
 @click.option('--projected-w', 'projected_w_files', multiple=True, help='Keyframes from a projected_w.npz (projector.py); repeatable', metavar='FILE')
 @click.option('--grid', default='1x1', show_default=True, help='Grid of interpolations, columns x rows')

@@ -29,7 +29,7 @@ from training.tools import generate_images, image_grid, load_projected_w, save_i
 #----------------------------------------------------------------------------
 
 @click.command(cls=cli.Command)
-@cli.network_option
+@cli.network_option()
 @click.option('--seeds', callback=cli.parse_range, help='Seeds, ranges and lists (e.g. 0-7,100)')
 @cli.trunc_option
 @click.option('--trunc-cutoff', 'truncation_cutoff', type=int, help='Truncate only the first N w\'s [default: all]')

@@ -14,17 +14,17 @@ import pickle
 import click
 
 from dnnlib.util import atomic_write
-from training import model_zoo, onnx_export
-from training.safe_load import LoadError, load_network_pkl, save_safetensors  # pylint: disable=unused-import
+from training import cli, onnx_export
+from training.safe_load import LoadError, load_network_pkl, open_snapshot, save_safetensors  # pylint: disable=unused-import
 
 #----------------------------------------------------------------------------
 
-@click.command()
+@click.command(cls=cli.Command)
 @click.option('--source', help='Input snapshot: path, URL or model name (docs/models.md)', required=True, metavar='PATH')
 @click.option('--dest', help='Output file: .pkl (our snapshot), .safetensors (+ .json) or .onnx (G_ema)', required=True, metavar='PATH')
 @click.option('--safetensors', 'also_safetensors', is_flag=True, help='With a .pkl --dest, also write DEST.safetensors + DEST.json')
 @click.option('--force-fp16', help='Rebuild the networks for fp16 inference', is_flag=True)
-@click.option('--trust-pickle', help='Load the source with its own embedded code (only for trusted files)', is_flag=True)
+@cli.trust_option
 @click.option('--onnx-batch', type=click.IntRange(min=1), default=1, show_default=True, help='.onnx: the fixed batch size N')
 @click.option('--onnx-dynamic-batch', is_flag=True, help='.onnx: let the batch size N vary')
 @click.option('--onnx-trunc', default='1', show_default=True, metavar='PSI|input', help='.onnx: truncation psi fixed in the graph, or "input"')
@@ -44,11 +44,7 @@ def convert_network_pickle(source, dest, also_safetensors, force_fp16, trust_pic
     if also_safetensors and not dest.endswith('.pkl'):
         raise click.UsageError(f'--safetensors adds a .safetensors beside a .pkl --dest (got --dest={dest}); '
             'for safetensors alone give --dest=NAME.safetensors.')
-    try:
-        with model_zoo.open_network(source) as f:
-            data = load_network_pkl(f, force_fp16=force_fp16, trust=trust_pickle)
-    except (LoadError, OSError) as err:
-        raise click.ClickException(str(err))
+    data = open_snapshot(source, trust=trust_pickle, force_fp16=force_fp16)
 
     os.makedirs(os.path.dirname(dest) or '.', exist_ok=True)
     if dest.endswith('.onnx'):

@@ -217,7 +217,7 @@ def project_to_files(G, target, target_uint8, label, outdir, loss_fn, num_steps,
 #----------------------------------------------------------------------------
 
 @click.command(cls=cli.Command)
-@cli.network_option
+@cli.network_option()
 @click.option('--target', 'target_fname', help='Target image file, or a folder of them', required=True, metavar='PATH')
 @click.option('--num-steps', type=click.IntRange(min=1), default=1000, show_default=True, help='Optimization steps')
 @click.option('--w-plus', is_flag=True, help='Optimize one w per layer (W+) instead of one w for all')

@@ -43,7 +43,7 @@ def style_mixing_grid(G, row_seeds, col_seeds, styles, label, truncation_psi=1, 
 #----------------------------------------------------------------------------
 
 @click.command(cls=cli.Command)
-@cli.network_option
+@cli.network_option()
 @click.option('--rows', 'row_seeds', callback=cli.parse_range, help='Seeds of the rows, e.g. 0-3,10', required=True)
 @click.option('--cols', 'col_seeds', callback=cli.parse_range, help='Seeds of the columns', required=True)
 @click.option('--styles', 'col_styles', callback=cli.parse_range, help='w indices taken from the column seeds [default: first half]')

@@ -12,7 +12,6 @@ Processes: `--gpus=N` starts N processes on this machine; under
 import copy
 import json
 import os
-import re
 import sys
 
 import click
@@ -21,7 +20,8 @@ import torch
 import dnnlib
 from torch_utils import distributed
 from training import compile as speed
-from training import model_zoo, precision, presets, run_dirs, safe_load, snapshot
+from training import precision, presets, run_dirs, safe_load, snapshot
+from training.dataset import DATASET_CLASS
 
 #----------------------------------------------------------------------------
 
@@ -73,17 +73,20 @@ def setup_training_options(world_size=None, **opts):
     args = dnnlib.EasyDict(num_gpus=world_size if world_size is not None else opts.gpus, random_seed=opts.seed)
     args.image_snapshot_ticks = args.network_snapshot_ticks = opts.snap
     args.metrics = _metrics(opts.metrics, opts.cfg)
-    desc, resolution = _dataset_options(args, opts)
+    desc, training_set = _dataset_options(args, opts)
+    resolution = training_set.resolution
     desc += _hyperparameters(args, opts, resolution)
-    snapshot_nets = _load_resume_networks(opts.resume) if opts.resume is not None and not _shape_given(opts) else None
-    if snapshot_nets is None:
+    resume_data = _open_resume_snapshot(opts.resume) if opts.resume is not None else None
+    if resume_data is None or _shape_given(opts):
         _network_options(args, opts, resolution)
     else:
-        _networks_from_snapshot(args, snapshot_nets)
+        _networks_from_snapshot(args, resume_data, opts.resume)
     _batch_options(args, opts)
     desc += _augmentation_options(args, opts)
     desc += _resume_options(args, opts)
     _performance_options(args, opts)
+    if resume_data is not None and not opts.resume_partial:
+        _check_resume_fits(args, resume_data, training_set)
     return desc, args
 
 def _command_line_defaults():
@@ -105,10 +108,10 @@ def _metrics(metrics, cfg):
     return metrics
 
 def _dataset_options(args, opts):
-    """Training set and data loader; returns (run description, resolution)."""
+    """Training set and data loader; returns (run description, the opened training set)."""
     if opts.data is None:
         raise UserError('--data is required: a dataset zip or folder made with dataset_tool.py')
-    args.training_set_kwargs = dnnlib.EasyDict(class_name=safe_load.DATASET_CLASS, path=opts.data, use_labels=True, max_size=None, xflip=False)
+    args.training_set_kwargs = dnnlib.EasyDict(class_name=DATASET_CLASS, path=opts.data, use_labels=True, max_size=None, xflip=False)
     num_workers = opts.workers if opts.workers is not None else 3 if torch.cuda.is_available() else 1
     args.data_loader_kwargs = dnnlib.EasyDict(pin_memory=True, num_workers=num_workers, prefetch_factor=2)
     training_set = open_dataset(args.training_set_kwargs)
@@ -133,7 +136,7 @@ def _dataset_options(args, opts):
     if opts.mirror:
         desc += '-mirror'
         dataset.xflip = True
-    return desc, training_set.resolution
+    return desc, training_set
 
 def _generator_shape(opts, resolution):
     """The transformer layout (EasyDict): the preset's, then the explicit options; it must fit
@@ -258,7 +261,6 @@ def _resume_options(args, opts):
     """Resume / transfer learning and Freeze-D; returns the run description's part."""
     desc = ''
     if opts.resume is not None:
-        _check_resume_path(opts.resume)
         desc += '-resumecustom'
         args.resume_pkl = opts.resume
         args.resume_partial = opts.resume_partial
@@ -302,37 +304,38 @@ SHAPE_OPTIONS = ['g_dict', 'num_layers', 'depth', 'minimum_head', 'linformer']
 def _shape_given(opts):
     return any(opts[name] is not None for name in SHAPE_OPTIONS)
 
-def _check_resume_path(resume):
-    if re.match(r'^[a-z]+://', resume) or os.path.isfile(resume):
-        return
+def _open_resume_snapshot(resume):
+    """The --resume snapshot, read once here: it is checked against the networks to train (and,
+    without shape options, gives their architecture) before anything is written."""
     try:
-        known = model_zoo.load_models()
-    except model_zoo.ModelListError as err:
+        return safe_load.open_snapshot(resume)
+    except safe_load.LoadError as err:
         raise UserError(f'--resume: {err}') from None
-    if resume not in known:
-        raise UserError(f'--resume: no such file {resume!r} (nor a model name of docs/models.md)')
 
-def _load_resume_networks(resume):
-    """G and D of the snapshot to resume (their architecture is trained on)."""
-    _check_resume_path(resume)
-    try:
-        with model_zoo.open_network(resume) as f:
-            data = safe_load.load_network_pkl(f)
-    except (safe_load.LoadError, OSError) as err:
-        raise UserError(f'--resume: {err}') from None
-    if data.get('G') is None or data.get('D') is None:
-        raise UserError(f'--resume: {resume!r} holds no G and D to train on; give the generator shape options to train new networks from it')
-    return data
-
-def _networks_from_snapshot(args, data):
+def _networks_from_snapshot(args, data, resume):
     """G_kwargs and D_kwargs as the snapshot's networks were built (the dataset still sets
     the resolution, channels and labels)."""
+    if data.get('G') is None or data.get('D') is None:
+        raise UserError(f'--resume: {resume!r} holds no G and D to train on; give the generator shape options to train new networks from it')
     for key, name in [('G_kwargs', 'G'), ('D_kwargs', 'D')]:
         module = data[name]
         kwargs = dnnlib.EasyDict(copy.deepcopy(dict(module.init_kwargs)))
         for dataset_given in ['c_dim', 'img_resolution', 'img_channels']:
             kwargs.pop(dataset_given, None)
         args[key] = dnnlib.EasyDict(class_name=f'{type(module).__module__}.{type(module).__name__}', **_easydicts(kwargs))
+
+def _check_resume_fits(args, data, training_set):
+    """Every tensor of the snapshot's networks must fit the networks to train (unless
+    --resume-partial); these are built on the meta device, which allocates nothing."""
+    common = dict(c_dim=training_set.label_dim if args.training_set_kwargs.use_labels else 0,
+        img_resolution=training_set.resolution, img_channels=training_set.num_channels)
+    with torch.device('meta'):
+        G = dnnlib.util.construct_class_by_name(**args.G_kwargs, **common)
+        D = dnnlib.util.construct_class_by_name(**args.D_kwargs, **common)
+    try:
+        snapshot.check_resume_fits(data, dict(G=G, D=D, G_ema=G))
+    except snapshot.ResumeError as err:
+        raise UserError(f'--resume: {err}') from None
 
 def _easydicts(value):
     if isinstance(value, dict):
@@ -357,7 +360,7 @@ def run_training(args):
     except training_loop.TrainingDivergedError as err:
         print(f'Error: training diverged: {err}', file=sys.stderr)
         sys.exit(1)
-    except snapshot.ResumeError as err:
+    except (snapshot.ResumeError, safe_load.LoadError) as err:  # Checked in setup; the file may have changed since.
         print(f'Error: --resume: {err}', file=sys.stderr)
         sys.exit(1)
     finally:

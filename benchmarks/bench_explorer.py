@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import dnnlib  # noqa: E402
 from explorer_app.render import Renderer, View  # noqa: E402
 from explorer_app.server import png_bytes  # noqa: E402
-from training import presets, safe_load  # noqa: E402
+from training import cli, presets  # noqa: E402
 
 GOAL_SECONDS = 1.0
 
@@ -80,7 +80,7 @@ def main():
     device = torch.device(args.device)
     print(f'device={device}, torch threads={torch.get_num_threads()}, median of {args.iters} after one warm-up')
     if args.network:
-        bench(os.path.basename(args.network), safe_load.load_generator(args.network, device), device, args.iters)
+        bench(os.path.basename(args.network), cli.load_network(args.network, device), device, args.iters)
     else:
         for name in args.cfg.split(','):
             bench(name, preset_generator(name), device, args.iters)

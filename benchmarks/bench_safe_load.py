@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from torch_utils import persistence  # pylint: disable=wrong-import-position
-from training import safe_load, safe_pickle  # pylint: disable=wrong-import-position
+from training import dataset, safe_load, safe_pickle  # pylint: disable=wrong-import-position
 from training.augment import AugmentPipe  # pylint: disable=wrong-import-position
 from training.networks_Discriminator import Discriminator  # pylint: disable=wrong-import-position
 from training.networks_Generator import Generator  # pylint: disable=wrong-import-position
@@ -47,7 +47,7 @@ def networks(resolution, shape):
     augment = AugmentPipe(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1, brightness=1, contrast=1,
         lumaflip=1, hue=1, saturation=1)
     return dict(G=G, G_ema=copy.deepcopy(G), D=D, augment_pipe=augment,
-        training_set_kwargs=dict(class_name=safe_load.DATASET_CLASS, path='data.zip', resolution=resolution))
+        training_set_kwargs=dict(class_name=dataset.DATASET_CLASS, path='data.zip', resolution=resolution))
 
 
 def figures(data):

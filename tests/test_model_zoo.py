@@ -17,7 +17,7 @@ import generate
 import legacy
 import train
 from dnnlib import util
-from training import model_zoo
+from training import model_zoo, safe_load
 from training.networks_Generator import Generator
 
 from fashion_helpers import make_fashion_zip
@@ -214,7 +214,7 @@ def test_offline_message_names_url_and_cache_path(tmp_path, monkeypatch):
 
 def test_tools_take_model_names(zoo, g_small, tmp_path):
     """generate.py and legacy.py with --network / --source given as a model name (the others share
-    cli.load_network, calc_metrics.py and training_loop.py call model_zoo.open_network too)."""
+    cli.load_network, calc_metrics.py, train.py and training_loop.py open snapshots with safe_load.open_snapshot too)."""
     result = CliRunner().invoke(generate.generate_images_cmd, ['--network=tiny-verified', '--seeds=3',
         f'--outdir={tmp_path}/out', '--device=cpu'])
     assert result.exit_code == 0, result.output
@@ -231,11 +231,28 @@ def test_tools_take_model_names(zoo, g_small, tmp_path):
     assert result.exception is None or isinstance(result.exception, SystemExit)  # A message, not a traceback.
 
 
+def test_open_snapshot_reports_every_failure_as_one_load_error(zoo, tmp_path, monkeypatch):
+    """A missing file, an unknown name, a web page or a wrong checksum in place of the download, a
+    rejected file, a broken model list: each is one LoadError of one line that names the snapshot."""
+    (tmp_path / 'text.pkl').write_bytes(b'not a pickle')
+    for network in [str(tmp_path / 'missing.pkl'), 'no-such-model', 'tiny-page', 'tiny-wrong', str(tmp_path / 'text.pkl')]:
+        with pytest.raises(safe_load.LoadError) as err:
+            safe_load.open_snapshot(network, verbose=False)
+        assert str(err.value).startswith(f"Cannot load '{network}': ") and '\n' not in str(err.value)
+    (tmp_path / 'broken.json').write_text('{')
+    monkeypatch.setenv(model_zoo.MODEL_LIST_ENV, str(tmp_path / 'broken.json'))
+    with pytest.raises(safe_load.LoadError, match='Cannot read the model list'):
+        safe_load.open_snapshot('tiny-verified', verbose=False)
+
+
 def test_train_resume_takes_model_names(zoo, tmp_path, tmp_path_factory):
     """train.py --resume accepts a listed name and opens it with model_zoo.open_network."""
     data = make_fashion_zip(tmp_path_factory, 16)
     args = [f'--outdir={tmp_path}/runs', f'--data={data}', '--metrics=none', '--dry-run']
-    result = CliRunner().invoke(train.main, args + ['--resume=tiny-verified', '--depth=32'])  # A shape option: not opened.
+    # With shape options the download is checked against the new networks (here: another shape).
+    result = CliRunner().invoke(train.main, args + ['--resume=tiny-verified', '--depth=32'])
+    assert result.exit_code == 2 and 'does not fit the networks being trained' in result.output, result.output
+    result = CliRunner().invoke(train.main, args + ['--resume=tiny-verified', '--depth=32', '--resume-partial'])
     assert result.exit_code == 0, result.output
     assert '"resume_pkl": "tiny-verified"' in result.output
     # Without shape options the architecture is read from the download (this one holds no D).
@@ -243,7 +260,7 @@ def test_train_resume_takes_model_names(zoo, tmp_path, tmp_path_factory):
     assert result.exit_code == 2 and 'holds no G and D' in result.output, result.output
     assert zoo[0].request_counts
     result = CliRunner().invoke(train.main, args + ['--resume=styleformer-imagenet'])
-    assert result.exit_code == 2 and "--resume: no such file 'styleformer-imagenet'" in result.output
+    assert result.exit_code == 2 and '--resume: Cannot load \'styleformer-imagenet\': No such file or model name' in result.output
 
 
 #----------------------------------------------------------------------------

@@ -105,7 +105,7 @@ def test_training_set_class_from_the_file_is_never_called(tmp_path, g_small, cap
     path = write_file(tmp_path / 'snap.pkl', pickle.dumps(dict(G_ema=g_small, training_set_kwargs=hostile)))
     assert safe_load.load_network_pkl(path)['training_set_kwargs'] is None
     assert 'subprocess.call' in capsys.readouterr().err
-    opts = dnnlib.EasyDict(gen_data=None, network=path, data=None, mirror=None, verbose=False, trust_pickle=False)
+    opts = dnnlib.EasyDict(gen_data=None, network_pkl=path, data=None, mirror=None, verbose=False, trust_pickle=False)
     with pytest.raises(click.ClickException, match='--data'):
         calc_metrics.load_inputs(opts)
     assert not marker.exists()
@@ -118,7 +118,7 @@ def test_training_set_kwargs_keep_only_our_dataset_and_plain_values(tmp_path, g_
     loaded = safe_load.load_network_pkl(path)['training_set_kwargs']
     assert loaded == dict(class_name='training.dataset.ImageFolderDataset', path='d.zip', use_labels=True,
         max_size=None, xflip=False, resolution=32)
-    opts = dnnlib.EasyDict(gen_data=None, network=path, data=None, mirror=None, verbose=False, trust_pickle=False)
+    opts = dnnlib.EasyDict(gen_data=None, network_pkl=path, data=None, mirror=None, verbose=False, trust_pickle=False)
     _, dataset_kwargs, _ = calc_metrics.load_inputs(opts)
     assert dataset_kwargs.class_name == 'training.dataset.ImageFolderDataset' and dataset_kwargs.path == 'd.zip'
     # A nested value (e.g. a callable smuggled in a dict) is not a plain dataset argument.

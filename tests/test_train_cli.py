@@ -36,7 +36,7 @@ def invoke(args):
     (['--aug=fixed'], '--aug=fixed needs --p'),
     (['--p=0.3'], '--p can only be given with --aug=fixed'),
     (['--metrics=fid51x'], "--metrics: unknown metric 'fid51x'"),
-    (['--resume=/no/such/snapshot.pkl'], "--resume: no such file '/no/such/snapshot.pkl'"),
+    (['--resume=/no/such/snapshot.pkl'], "--resume: Cannot load '/no/such/snapshot.pkl': No such file"),
     (['--resume-partial'], '--resume-partial needs --resume'),
     # Ranges are checked by the options themselves.
     (['--gpus=0'], "Invalid value for '--gpus': 0 is not in the range x>=1"),
@@ -132,6 +132,33 @@ def test_resume_takes_the_snapshots_architecture(fashion_zip, tmp_path):
     _desc, options = dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=[], resume=pkl, depth=4, resume_partial=True))
     assert options.G_kwargs.synthesis_kwargs.G_dict == [64, 32, 16] and options.G_kwargs.synthesis_kwargs.depth == 4
     assert options.resume_partial is True
+
+def test_resume_that_does_not_fit_stops_before_the_run_directory(fashion_zip, tmp_path):
+    pkl = _write_snapshot(fashion_zip, tmp_path, g_dict=['32', '16', '8'])
+    outdir = tmp_path / 'runs'
+    args = [f'--outdir={outdir}', f'--data={fashion_zip}', '--cfg=tiny', '--metrics=none', f'--resume={pkl}']
+    result = invoke(args + ['--g_dict=64,32,16'])  # The preset's widths, not the snapshot's.
+    assert result.exit_code == 2, result.output
+    assert result.output.count('Error:') == 1 and 'Traceback' not in result.output
+    assert 'does not fit the networks being trained' in result.output and '--resume-partial' in result.output
+    assert "G: synthesis.b8_0.const has shape [64, 32] in the snapshot but [64, 64] here" in result.output
+    assert not outdir.exists()
+    # The same options fine-tune with --resume-partial (a dry run: the check passes, nothing is written).
+    result = invoke(args + ['--g_dict=64,32,16', '--resume-partial', '--dry-run'])
+    assert result.exit_code == 0, result.output
+    assert not outdir.exists()
+
+@pytest.mark.parametrize('shape', [[], ['--g_dict=32,16,8']], ids=['own-architecture', 'same-shape-options'])
+def test_resume_that_fits_starts(fashion_zip, tmp_path, monkeypatch, shape):
+    pkl = _write_snapshot(fashion_zip, tmp_path, g_dict=['32', '16', '8'])
+    launched = []
+    monkeypatch.setattr(train.distributed, 'launch', lambda fn, args, num_gpus: launched.append(args[0]))
+    outdir = tmp_path / 'runs'
+    result = invoke([f'--outdir={outdir}', f'--data={fashion_zip}', '--cfg=tiny', '--metrics=none', f'--resume={pkl}', *shape])
+    assert result.exit_code == 0, result.output
+    assert len(launched) == 1 and launched[0].resume_pkl == pkl
+    assert launched[0].G_kwargs.synthesis_kwargs.G_dict == [32, 16, 8]
+    assert os.path.isfile(os.path.join(launched[0].run_dir, 'training_options.json'))
 
 def test_misspelt_option_is_an_error(fashion_zip):
     with pytest.raises(TypeError, match='unknown option.s. gamam; valid: accumulation, allow_tf32, aug'):

@@ -1,6 +1,7 @@
 """Click glue shared by the command-line tools: the common options and the one place where
-the ordinary exceptions of training/tools.py and the safe loader become click errors (one
-line, no traceback). The tools' logic lives in training/tools.py."""
+the ordinary exceptions of training/tools.py and the safe loader (safe_load.LoadError, for
+every way a snapshot fails to open) become click errors (one line, no traceback). The tools'
+logic lives in training/tools.py."""
 
 import contextlib
 
@@ -58,15 +59,13 @@ def parse_device(ctx, param, value):
         return tools.default_device(value)
 
 #----------------------------------------------------------------------------
-# Steps every tool takes, with the option named in the error.
+# Steps every tool takes.
 
 def load_network(network, device, trust=False):
-    """G_ema of the snapshot at `network` (path, URL or model name)."""
+    """G_ema of the snapshot at `network` (path, URL or model name), ready for inference. A
+    snapshot that fails to open raises LoadError, whose message names it (Command reports it)."""
     print(f'Loading network from "{network}"...')
-    try:
-        return safe_load.load_generator(network, device, trust=trust)
-    except INPUT_ERRORS as err:  # One line, no usage banner: the option was well formed, the file was not.
-        raise click.ClickException(f'Cannot load --network={network}: {err}') from err
+    return safe_load.open_snapshot(network, trust=trust)['G_ema'].eval().requires_grad_(False).to(device)
 
 
 def make_labels(G, class_idx, num, device):
@@ -77,7 +76,11 @@ def make_labels(G, class_idx, num, device):
 #----------------------------------------------------------------------------
 # Options shared by the tools.
 
-network_option = click.option('--network', 'network_pkl', help='Network snapshot: path, URL or model name (docs/models.md)', required=True, metavar='PATH')
+def network_option(required=True):
+    """--network: the snapshot to read (calc_metrics.py makes it optional)."""
+    return click.option('--network', 'network_pkl', help='Network snapshot: path, URL or model name (docs/models.md)',
+        required=required, metavar='PATH')
+
 trust_option = click.option('--trust-pickle', is_flag=True, help='Load the snapshot with its own embedded code (only for files you trust)')
 device_option = click.option('--device', callback=parse_device, help='torch device [default: cuda if available, else cpu]', metavar='DEVICE')
 noise_option = click.option('--noise-mode', help='Noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)

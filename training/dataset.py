@@ -16,6 +16,9 @@ import torch
 
 import dnnlib
 
+# The dataset class as training options and snapshots name it. Frozen: published snapshots
+# and the safe loader compare this string, so the class keeps this import path.
+DATASET_CLASS = 'training.dataset.ImageFolderDataset'
 LABELS_FILE = 'dataset.json'
 LABELS_BYTES_PER_IMAGE = 4096  # The most dataset.json may hold per image (plus 1 MiB): its size is checked before parsing.
 

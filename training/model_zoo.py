@@ -1,10 +1,10 @@
 """Published snapshots by name: `--network=styleformer-cifar10` in every tool that reads one.
 
 The names are listed in training/models.json (docs/models.md shows the same list; a test keeps
-the two equal). Every tool opens its snapshot through `open_network`: paths and URLs go straight
-to `dnnlib.util.open_url`, and a model name becomes its URL there, so the download is cached
-(under $DNNLIB_CACHE_DIR, default ~/.cache/dnnlib), retried and checked against the listed
-sha256. Where the list has no sha256 (the published links could not be fetched when it was
+the two equal). Every tool opens its snapshot through `open_network` (by way of
+`safe_load.open_snapshot`): paths and URLs go straight to `dnnlib.util.open_url`, and a model
+name becomes its URL there, so the download is cached (under $DNNLIB_CACHE_DIR, default
+~/.cache/dnnlib), retried and checked against the listed sha256. Where the list has no sha256 (the published links could not be fetched when it was
 written), the file must be a pickle, and the sha256 of the first download is recorded beside the
 cached file so that later uses are checked against it.
 

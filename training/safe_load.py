@@ -35,6 +35,7 @@ import torch
 import dnnlib
 from dnnlib.util import atomic_write
 from training import model_zoo, precision
+from training.dataset import DATASET_CLASS
 from training.safe_pickle import NETWORK_DTYPES, TRUST_HINT, LoadError, Record, Unread, quoted, unpickle
 
 #----------------------------------------------------------------------------
@@ -145,7 +146,6 @@ def _plain(value, budget, where, depth=0):
         'the file is corrupt or not a snapshot of a known kind.')
 
 
-DATASET_CLASS = 'training.dataset.ImageFolderDataset'
 _DATASET_KEYS = dict(path=(str,), resolution=(int, type(None)), use_labels=(bool,), max_size=(int, type(None)),
     xflip=(bool,), random_seed=(int,))  # The arguments kept, with the types the dataset takes.
 
@@ -607,7 +607,13 @@ def load_network_pkl(f, force_fp16=False, trust=False, **limits):
     return result
 
 
-def load_generator(network, device, trust=False):
-    """G_ema of the snapshot at `network` (path, URL or model name) on `device`, in eval mode."""
-    with model_zoo.open_network(network) as f:
-        return load_network_pkl(f, trust=trust)['G_ema'].eval().requires_grad_(False).to(device)
+def open_snapshot(network, trust=False, force_fp16=False, verbose=True):
+    """The snapshot at `network` (path, URL or model name of training/model_zoo.py), read by
+    load_network_pkl: how every tool opens one. Anything that keeps it from loading (no such
+    file or model, a broken model list, a failed download, a rejected file) raises LoadError
+    with a one-line message that names `network`."""
+    try:
+        with model_zoo.open_network(network, verbose=verbose) as f:
+            return load_network_pkl(f, force_fp16=force_fp16, trust=trust)
+    except (LoadError, OSError, ValueError) as err:
+        raise LoadError(f'Cannot load {quoted(os.fspath(network), 200)}: {" ".join(str(err).split())}') from err

@@ -122,14 +122,7 @@ class Checkpoint:
         `pkl_path`, the training state. Every tensor must match unless `partial`; then only the
         matching ones are copied (and the training state is not used). Returns (exact resume?,
         descriptions of what was not loaded)."""
-        skipped = []
-        for name in ['G', 'D', 'G_ema']:
-            if resume_data.get(name) is not None:
-                skipped += [f'{name}: {problem}' for problem in load_matching_tensors(resume_data[name], self.modules[name], dry_run=True)]
-        if skipped and not partial:
-            raise ResumeError(f'the snapshot does not fit the networks being trained ({len(skipped)} tensors differ, e.g. {skipped[0]}); '
-                'leave out the generator/discriminator options to train the snapshot\'s own architecture, or give --resume-partial '
-                'to load only the matching tensors (fine-tuning)')
+        skipped = check_resume_fits(resume_data, self.modules, partial)
         for name in ['G', 'D', 'G_ema']:
             if resume_data.get(name) is not None:
                 load_matching_tensors(resume_data[name], self.modules[name])
@@ -138,6 +131,21 @@ class Checkpoint:
         if state is not None:
             self.state.load_state_dict(state)
         return state is not None, skipped
+
+
+def check_resume_fits(resume_data, modules, partial=False):
+    """Descriptions of the tensors of G, D and G_ema in `resume_data` (a loaded snapshot) that do
+    not fit `modules` (the networks being trained; meta-device ones suffice). Unless `partial`,
+    any misfit raises ResumeError."""
+    skipped = []
+    for name in ['G', 'D', 'G_ema']:
+        if resume_data.get(name) is not None:
+            skipped += [f'{name}: {problem}' for problem in load_matching_tensors(resume_data[name], modules[name], dry_run=True)]
+    if skipped and not partial:
+        raise ResumeError(f'the snapshot does not fit the networks being trained ({len(skipped)} tensors differ, e.g. {skipped[0]}); '
+            'leave out the generator/discriminator options to train the snapshot\'s own architecture, or give --resume-partial '
+            'to load only the matching tensors (fine-tuning)')
+    return skipped
 
 #----------------------------------------------------------------------------
 

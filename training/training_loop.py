@@ -272,10 +272,9 @@ def _set_backends(device, cudnn_benchmark, allow_tf32):
     conv2d_gradfix.enabled = True # Faster; supports R1's double backward.
 
 def _load_snapshot(resume_pkl):
-    from training import model_zoo, safe_load # The one reader of .pkl files (no code from the file runs).
+    from training import safe_load # The one reader of .pkl files (no code from the file runs).
     distributed.print0(f'Resuming from "{resume_pkl}"')
-    with model_zoo.open_network(resume_pkl) as f:
-        return safe_load.load_network_pkl(f)
+    return safe_load.open_snapshot(resume_pkl)
 
 def _open_training_set(training_set_kwargs):
     distributed.print0('Loading training set...')
