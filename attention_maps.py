@@ -74,7 +74,7 @@ def attention_figure(G, seed, label, layers=None, heads='mean', query_xy=None, t
 
     rows = []
     for name in layers:
-        block = getattr(G.synthesis, name)
+        block = G.synthesis.get_submodule(name)  # Dotted in Styleformer-C: transformer.b8_0.
         weights = query_token_weights(block, maps[names.index(name)][0].float(), query_xy, G.img_resolution).cpu().numpy()
         if heads == 'mean':
             panels = [weights.mean(axis=0)]
