@@ -2,18 +2,28 @@
 networks, fast against math attention, mixed precision, save/load through the safe loader
 (pickle and safetensors), the tools that show attention, and ONNX export."""
 
+import json
 import pickle
 
 import numpy as np
 import onnxruntime
+import PIL.Image
 import pytest
 import torch
+from click.testing import CliRunner
 
 import attention_maps
+import calc_metrics
+import dataset_tool
+import gen_video
+import generate
+import legacy
+import projector
+import style_mixing
 from explorer_app.render import Renderer
 from training import networks as conv_networks
 from training import networks_Generator as former
-from training import onnx_export, safe_load, tools
+from training import model_zoo, onnx_export, safe_load, tools
 from training.networks_StyleformerC import Generator
 
 #----------------------------------------------------------------------------
@@ -114,6 +124,17 @@ def test_attention_maps_of_the_transformer_blocks():
     assert all(torch.allclose(m.sum(-1), torch.ones(())) for m in maps)
 
 
+def test_double_backward_for_path_length_regularisation():
+    G = _small_G()
+    ws = G.mapping(torch.randn(2, G.z_dim), None).detach().requires_grad_(True)
+    img = G.synthesis(ws, noise_mode='const')
+    (grad,) = torch.autograd.grad((img * torch.randn_like(img)).sum(), ws, create_graph=True)
+    grad.square().sum().backward()
+    grads = {name: p.grad for name, p in G.synthesis.named_parameters() if p.grad is not None}
+    assert any(name.startswith('transformer.') for name in grads) and any(name.startswith('b32.') for name in grads)
+    assert all(torch.isfinite(g).all() for g in grads.values())
+
+
 def test_mixed_precision_counts_resolutions_from_the_image():
     G = _small_G(num_fp16_res=2)
     assert G.synthesis.b32.use_fp16                                      # The highest resolution: convolutional.
@@ -191,6 +212,52 @@ def test_attention_figure_and_explorer_offer_the_transformer_blocks_only():
     assert info['num_ws'] == G.num_ws
     with pytest.raises(ValueError, match='Unknown layer'):
         attention_maps.attention_figure(G, 0, label, layers=['b32'])
+
+
+def _invoke(command, args):
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.mark.slow
+def test_every_tool_reads_a_styleformer_c_snapshot(tmp_path, monkeypatch):
+    G = _small_G()
+    snap = str(tmp_path / 'snap.pkl')
+    with open(snap, 'wb') as f:
+        pickle.dump(dict(G=G, D=None, G_ema=G, augment_pipe=None, training_set_kwargs=None), f)
+    # As a model-list entry too (docs/models.md): the tools take its name.
+    (tmp_path / 'models.json').write_text(json.dumps(dict(models=[dict(name='sfc-tiny', url=f'file://{snap}', sha256=None,
+        generator='Styleformer-C', resolution=32)])))
+    monkeypatch.setenv(model_zoo.MODEL_LIST_ENV, str(tmp_path / 'models.json'))
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))  # The metric's dataset statistics.
+    cpu = ['--device=cpu']
+
+    _invoke(generate.generate_images_cmd, ['--network=sfc-tiny', '--seeds=1-2', f'--outdir={tmp_path / "gen"}', *cpu])
+    with torch.no_grad():
+        expected = tools.to_uint8(G(tools.seeds_to_z([2], G.z_dim, 'cpu'), None, noise_mode='const'))[0]
+    np.testing.assert_array_equal(np.asarray(PIL.Image.open(tmp_path / 'gen' / 'seed0002.png')), expected)
+
+    # Style mixing over w's of both parts: 0..2 transformer, 3..5 convolutions.
+    _invoke(style_mixing.style_mixing_cmd, [f'--network={snap}', '--rows=1,2', '--cols=3', '--styles=2-4', f'--outdir={tmp_path / "mix"}', *cpu])
+    assert (tmp_path / 'mix' / 'grid.png').is_file()
+    _invoke(gen_video.generate_video_cmd, [f'--network={snap}', '--seeds=0-1', '--grid=1x1', '--w-frames=2', f'--output={tmp_path / "v.mp4"}', *cpu])
+    assert (tmp_path / 'v.mp4').stat().st_size > 0
+    tools.save_image(expected, tmp_path / 'target.png')
+    _invoke(projector.run_projection, [f'--network={snap}', f'--target={tmp_path / "target.png"}', '--num-steps=2', '--loss=pixel',
+        '--no-save-video', f'--outdir={tmp_path / "proj"}', *cpu])
+    assert np.load(tmp_path / 'proj' / 'projected_w.npz')['w'].shape == (1, G.num_ws, G.w_dim)
+    _invoke(attention_maps.attention_maps_cmd, [f'--network={snap}', '--seed=1', '--layers=transformer.b8_0,transformer.b16_1',
+        f'--outdir={tmp_path / "att"}', *cpu])
+    assert (tmp_path / 'att' / 'seed0001-attention.png').is_file()
+
+    data = str(tmp_path / 'scenes.zip')
+    dataset_tool.convert_dataset('scenes', data, max_images=8, width=32, height=32)
+    result = _invoke(calc_metrics.calc_metrics, [f'--network={snap}', '--metrics=fid8', f'--data={data}'])
+    assert 'fid8' in result.output and (tmp_path / 'metric-fid8.jsonl').is_file()
+
+    _invoke(legacy.convert_network_pickle, [f'--source={snap}', f'--dest={tmp_path / "g.safetensors"}'])
+    _assert_same_generator(legacy.load_network_pkl(str(tmp_path / 'g.safetensors'))['G_ema'], G)
 
 
 @pytest.mark.slow
