@@ -26,6 +26,8 @@ from training import networks_Generator as former
 from training import model_zoo, onnx_export, safe_load, tools
 from training.networks_StyleformerC import Generator
 
+from network_helpers import move_off_init, rel_err as _rel_err
+
 #----------------------------------------------------------------------------
 
 def _small_G(seed=0, c_dim=0, img_resolution=32, **synthesis):
@@ -35,15 +37,7 @@ def _small_G(seed=0, c_dim=0, img_resolution=32, **synthesis):
     kwargs.update(synthesis)
     G = Generator(z_dim=8, c_dim=c_dim, w_dim=8, img_resolution=img_resolution, img_channels=3,
                   mapping_kwargs=dict(num_layers=2), synthesis_kwargs=kwargs).eval()
-    with torch.no_grad(): # Off the initial values (zero noise strengths and embeddings), as trained networks are.
-        for name, p in G.named_parameters():
-            p.add_(torch.randn_like(p) * (0.5 if 'noise_strength' in name or 'pos_embedding' in name else 0.05))
-        G.mapping.w_avg.normal_()
-    return G
-
-
-def _rel_err(a, b):
-    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+    return move_off_init(G)
 
 #----------------------------------------------------------------------------
 # Layout.
