@@ -288,7 +288,9 @@ def _performance_options(args, opts):
         for kwargs in [args.G_kwargs.setdefault('synthesis_kwargs', dnnlib.EasyDict()), args.D_kwargs]:
             kwargs.update(precision.FULL_PRECISION)
     if opts.nhwc:
-        args.D_kwargs.setdefault('block_kwargs', dnnlib.EasyDict()).fp16_channels_last = True # The generator has no convolutions.
+        args.D_kwargs.setdefault('block_kwargs', dnnlib.EasyDict()).fp16_channels_last = True
+        if args.G_kwargs.class_name == 'training.networks_StyleformerC.Generator': # The only generator with convolutions.
+            args.G_kwargs.synthesis_kwargs.fp16_channels_last = True
     if opts.nobench:
         args.cudnn_benchmark = False
     if opts.allow_tf32:

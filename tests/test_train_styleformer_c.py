@@ -49,6 +49,9 @@ def test_switch_res_option_and_the_other_presets(scenes):
     args = options(scenes[32], cfg='tiny', switch_res=16, g_dict=['64', '32'], num_layers=['1', '1'])
     assert args.G_kwargs.class_name == 'training.networks_StyleformerC.Generator'
     assert args.G_kwargs.synthesis_kwargs.switch_resolution == 16
+    assert 'fp16_channels_last' not in args.G_kwargs.synthesis_kwargs
+    args = options(scenes[32], cfg='tiny', switch_res=16, g_dict=['64', '32'], num_layers=['1', '1'], nhwc=True)
+    assert args.G_kwargs.synthesis_kwargs.fp16_channels_last and args.D_kwargs.block_kwargs.fp16_channels_last
     for cfg in ['tiny', 'cifar', 'auto']:  # Without --switch-res: the Styleformer generator, no Styleformer-C options.
         args = options(scenes[32], cfg=cfg)
         assert args.G_kwargs.class_name == 'training.networks_Generator.Generator'
