@@ -74,7 +74,7 @@ def attention_figure(G, seed, label, layers=None, heads='mean', query_xy=None, t
 
     rows = []
     for name in layers:
-        block = getattr(G.synthesis, name)
+        block = G.synthesis.get_submodule(name)  # Dotted in Styleformer-C: transformer.b8_0.
         weights = query_token_weights(block, maps[names.index(name)][0].float(), query_xy, G.img_resolution).cpu().numpy()
         if heads == 'mean':
             panels = [weights.mean(axis=0)]
@@ -116,7 +116,7 @@ def parse_query(text):
 @click.command(cls=cli.Command)
 @cli.network_option()
 @click.option('--seed', type=int, default=0, show_default=True, help='Seed of the image')
-@click.option('--layers', help='Blocks to show, e.g. b8_0,b16_1 [default: all]')
+@click.option('--layers', help='Blocks to show, e.g. b8_0,b16_1 (Styleformer-C: transformer.b8_0) [default: all]')
 @click.option('--heads', default='mean', show_default=True, help='"mean" or head indices, e.g. 0,1')
 @click.option('--query', help='Query pixel x,y in image coordinates [default: centre]')
 @click.option('--alpha', type=click.FloatRange(0, 1), default=0.6, show_default=True, help='Opacity of the heat map')

@@ -24,6 +24,7 @@ import PIL.Image
 from tqdm import tqdm
 
 import dnnlib
+from training import scenes
 from training.dataset import LABELS_FILE, ImageFiles, decode_image
 
 #----------------------------------------------------------------------------
@@ -203,6 +204,36 @@ def open_lmdb(path):
                 origin = f"{path}[{key.decode('utf-8', 'replace')}]"
                 yield Record(origin, decode_image(io.BytesIO(value), origin), None)
     return Source(num_images, records())
+
+#----------------------------------------------------------------------------
+# Multi-object scenes (docs/styleformer-c.md): CLEVR and Cityscapes as GANformer prepared them,
+# and rendered scenes that need no download.
+
+class SceneLayout(typing.NamedTuple):
+    image_name: str     # Regex that the dataset's image files match (other images in the tree are left out).
+    aspect: tuple       # (width, height) of GANformer's centered crop, then padded to a black square.
+    expected: str       # The layout, for messages.
+
+SCENE_LAYOUTS = {
+    'clevr': SceneLayout(r'(^|/)CLEVR_\w+_\d+\.png$', (4, 3), 'CLEVR_v1.0/images/{train,val,test}/CLEVR_*_NNNNNN.png'),
+    'cityscapes': SceneLayout(r'(^|/)[^/]+_leftImg8bit\.png$', (2, 1),
+        'leftImg8bit/{train,val,test,train_extra}/CITY/CITY_NNNNNN_NNNNNN_leftImg8bit.png'),
+}
+
+def open_scene_layout(path, layout):
+    """The images of a CLEVR or Cityscapes tree (a folder or zip), found by their file names."""
+    spec = SCENE_LAYOUTS[layout]
+    files = ImageFiles(path)
+    names = [name for name in files.names if re.search(spec.image_name, name)]
+    if not names:
+        fail(f"'{path}' holds no {layout} images; expected the layout {spec.expected} (give the folder that holds it)")
+    return Source(len(names), (Record(f'{path}/{name}', files.read_image(name), None) for name in names))
+
+def open_scenes(num_images, resolution, seed):
+    """`num_images` rendered scenes (training/scenes.py) of the given seed."""
+    records = (Record(f'scenes[seed={seed}][{i}]', PIL.Image.fromarray(scenes.render_scene(seed, i, resolution)), None)
+               for i in range(num_images))
+    return Source(num_images, records)
 
 #----------------------------------------------------------------------------
 # Built-in public datasets: a local copy when there is one, else a download.
@@ -423,13 +454,28 @@ def describe_classes(class_names, limit=10):
     return f'Classes from folders: {shown}{more}'
 
 def convert_dataset(source, dest, max_images=None, transform=None, width=None, height=None, resize_filter='lanczos',
-                    channels=None, labels_from_folders=False):
+                    channels=None, labels_from_folders=False, layout=None, seed=0):
     """Converts `source` into a dataset at `dest`; see the module docstring."""
     dest = os.path.normpath(os.path.expanduser(dest))
     if os.path.exists(dest):
         fail(f"destination '{dest}' already exists; choose another --dest or remove it")
+    class_names = None
+    if source == 'scenes' and not os.path.exists(source):
+        if max_images is None:
+            fail('--source=scenes renders --max-images images; give their number, e.g. --max-images=10000')
+        if transform is not None or width != height:
+            fail('--source=scenes renders square images: give --width and --height equal (default 64), without --transform')
+        num_images, records = open_scenes(max_images, width or 64, seed)
+    elif layout is not None:
+        if transform is not None or height is not None:
+            fail(f'--layout={layout} crops and pads as GANformer did; give only --width (default 256), no --transform or --height')
+        width = width or 256
+        aspect_w, aspect_h = SCENE_LAYOUTS[layout].aspect
+        transform, height = 'center-crop-wide', width * aspect_h // aspect_w
+        num_images, records = open_scene_layout(os.path.expanduser(source), layout)
+    else:
+        (num_images, records), class_names = open_source(os.path.expanduser(source), labels_from_folders)
     transform_image = make_transform(transform, width, height, resize_filter)
-    (num_images, records), class_names = open_source(os.path.expanduser(source), labels_from_folders)
     if max_images is not None:
         num_images, records = min(num_images, max_images), itertools.islice(records, max_images)
     if num_images == 0:
@@ -483,6 +529,8 @@ def convert_dataset(source, dest, max_images=None, transform=None, width=None, h
               callback=lambda _ctx, _param, value: None if value is None else int(value))
 @click.option('--labels-from-folders', help='Label each image by its top-level folder (one folder per class)', is_flag=True)
 @click.option('--resize-filter', help='Filter used when resizing', type=click.Choice(list(RESIZE_FILTERS)), default='lanczos', show_default=True)
+@click.option('--layout', help='Read a CLEVR or Cityscapes tree; crop and pad as GANformer did', type=click.Choice(list(SCENE_LAYOUTS)))
+@click.option('--seed', help='--source=scenes: which scenes to render', type=int, default=0, show_default=True, metavar='INT')
 def main(**kwargs):
     """Convert images into a training dataset.
 
@@ -509,6 +557,16 @@ def main(**kwargs):
       folder holding data.mdb          LSUN LMDB database (needs the lmdb package)
       fashion-mnist, mnist, cifar10    the training set, from a local copy when there is one
                                        (/usr/share/datasets/...) or a verified download
+      scenes                           --max-images rendered scenes of 2-5 shaded, overlapping
+                                       objects (training/scenes.py), --width px (default 64), by --seed
+
+    \b
+    Multi-object scenes as GANformer (and so Styleformer-C) prepared them (--layout): the
+    largest centered crop of 4:3 (CLEVR) or 2:1 (Cityscapes), resized to --width (default 256)
+    and padded with black bars to a square. The tree may hold other files: only the dataset's
+    images are read (Cityscapes: *_leftImg8bit.png, all splits; CLEVR: CLEVR_*.png).
+      --layout=clevr       --source=CLEVR_v1.0 (images/{train,val,test}/CLEVR_*.png)
+      --layout=cityscapes  --source=cityscapes (leftImg8bit/{train,val,test,train_extra}/*/*.png)
 
     \b
     Examples:
@@ -517,6 +575,8 @@ def main(**kwargs):
           --transform=center-crop --width=64 --height=64
       python dataset_tool.py --source=photos --dest=datasets/photos-64x64.zip \\
           --labels-from-folders --channels=3 --transform=center-pad --width=64 --height=64
+      python dataset_tool.py --source=~/downloads/CLEVR_v1.0 --layout=clevr --dest=datasets/clevr-256.zip
+      python dataset_tool.py --source=scenes --max-images=10000 --width=64 --height=64 --dest=datasets/scenes-64.zip
     """
     try:
         convert_dataset(**kwargs)

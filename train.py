@@ -149,6 +149,7 @@ def _generator_shape(opts, resolution):
     if opts.num_layers is not None:
         shape.num_layers = _int_list(opts.num_layers, '--num_layers')
     shape.update({name: opts[name] for name in ['depth', 'minimum_head', 'linformer'] if opts[name] is not None})
+    shape.switch_res = opts.switch_res or preset.get('switch_res')  # Styleformer-C: transformer stages up to here.
     if 'resolution' in preset and preset['resolution'] != resolution and opts.g_dict is None and opts.num_layers is None:
         raise UserError(f'--cfg={opts.cfg} is built for {preset["resolution"]}x{preset["resolution"]} images, but the dataset is '
             f'{resolution}x{resolution}; pick a preset of that size, or give --g_dict and --num_layers')
@@ -158,12 +159,18 @@ def _generator_shape(opts, resolution):
     stages = presets.stage_count(resolution, shape.start_res)
     if stages is None:
         raise UserError(f'the dataset is {resolution}x{resolution}, but the generator needs {shape.start_res}x{shape.start_res} times a power of two')
+    if shape.switch_res is not None:
+        if shape.switch_res >= resolution or presets.stage_count(resolution, shape.switch_res) is None:
+            raise UserError(f'--switch-res={shape.switch_res} must be the {resolution}x{resolution} dataset\'s resolution divided by 2, 4, 8, ...')
+        stages = presets.stage_count(shape.switch_res, shape.start_res)
+        if stages is None:
+            raise UserError(f'--switch-res={shape.switch_res} must be {shape.start_res} times a power of two (the first transformer stage)')
     for option, values, given in [('--g_dict', shape.g_dict, opts.g_dict), ('--num_layers', shape.num_layers, opts.num_layers)]:
         if len(values) != stages:
             source = 'you gave' if given is not None else f'--cfg={opts.cfg} uses'
             res_list = ','.join(str(shape.start_res * 2 ** i) for i in range(stages))
             raise UserError(f'{option}: {source} {len(values)} values ({",".join(map(str, values))}), but a {resolution}x{resolution} dataset '
-                f'needs one per generator stage ({res_list}): {stages} values')
+                f'needs one per {"transformer" if shape.switch_res else "generator"} stage ({res_list}): {stages} values')
     return shape
 
 def _network_options(args, opts, resolution):
@@ -177,6 +184,9 @@ def _network_options(args, opts, resolution):
         synthesis.start_resolution = shape.start_res
     args.G_kwargs = dnnlib.EasyDict(class_name='training.networks_Generator.Generator', z_dim=preset.get('z_dim', 512), w_dim=preset.get('w_dim', 512),
         mapping_kwargs=dnnlib.EasyDict(num_layers=spec.map), synthesis_kwargs=synthesis)
+    if shape.switch_res is not None: # Styleformer-C: StyleGAN2 blocks above the switch, as wide as D's.
+        args.G_kwargs.class_name = 'training.networks_StyleformerC.Generator'
+        synthesis.update(switch_resolution=shape.switch_res, channel_base=int(spec.fmaps * 32768), channel_max=512)
     args.D_kwargs = dnnlib.EasyDict(class_name='training.networks_Discriminator.Discriminator', block_kwargs=dnnlib.EasyDict(),
         mapping_kwargs=dnnlib.EasyDict(), epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=spec.mbstd),
         channel_base=int(spec.fmaps * 32768), channel_max=512)
@@ -281,7 +291,9 @@ def _performance_options(args, opts):
         for kwargs in [args.G_kwargs.setdefault('synthesis_kwargs', dnnlib.EasyDict()), args.D_kwargs]:
             kwargs.update(precision.FULL_PRECISION)
     if opts.nhwc:
-        args.D_kwargs.setdefault('block_kwargs', dnnlib.EasyDict()).fp16_channels_last = True # The generator has no convolutions.
+        args.D_kwargs.setdefault('block_kwargs', dnnlib.EasyDict()).fp16_channels_last = True
+        if args.G_kwargs.class_name == 'training.networks_StyleformerC.Generator': # The only generator with convolutions.
+            args.G_kwargs.synthesis_kwargs.fp16_channels_last = True
     if opts.nobench:
         args.cudnn_benchmark = False
     if opts.allow_tf32:
@@ -299,7 +311,7 @@ def _performance_options(args, opts):
 #----------------------------------------------------------------------------
 # Resuming.
 
-SHAPE_OPTIONS = ['g_dict', 'num_layers', 'depth', 'minimum_head', 'linformer']
+SHAPE_OPTIONS = ['g_dict', 'num_layers', 'depth', 'minimum_head', 'linformer', 'switch_res']
 
 def _shape_given(opts):
     return any(opts[name] is not None for name in SHAPE_OPTIONS)
@@ -413,6 +425,7 @@ def run_training(args):
 @click.option('--depth', help='Target width per attention head (heads = hidden // depth)', type=click.IntRange(min=1), metavar='INT')
 @click.option('--minimum_head', '--minimum-head', 'minimum_head', help='Minimum number of attention heads', type=click.IntRange(min=1), metavar='INT')
 @click.option('--linformer', help='Use Linformer at 32x32 and above', type=bool, metavar='BOOL')
+@click.option('--switch-res', '--switch_res', 'switch_res', help='Styleformer-C: transformer up to this resolution, StyleGAN2 blocks above  [default: the preset\'s; none: Styleformer]', type=click.IntRange(min=4), metavar='INT')
 def main(outdir, dry_run, **config_kwargs):
     """Train a Styleformer GAN with StyleGAN2-ADA's training setup.
 
@@ -435,6 +448,8 @@ def main(outdir, dry_run, **config_kwargs):
       styleformer-celeba64   64x64 with Linformer
       styleformer-church128  128x128 with Linformer
       tiny                   32x32 CPU demo (small G and D, batch 16)
+      styleformer-c-clevr256       Styleformer-C, CLEVR 256x256: transformer 8-32, StyleGAN2 blocks 64-256
+      styleformer-c-cityscapes256  Styleformer-C, Cityscapes 256x256 (padded as GANformer did)
     """
     world_size = int(os.environ['WORLD_SIZE']) if 'WORLD_SIZE' in os.environ else None
     rank = int(os.environ.get('RANK', '0'))

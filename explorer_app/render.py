@@ -50,7 +50,7 @@ class Renderer:
         """What the page needs to build its controls."""
         blocks = []
         for name in self.block_names:
-            block = getattr(self.G.synthesis, name)
+            block = self.G.synthesis.get_submodule(name)
             blocks.append(dict(name=name, resolution=block.resolution, heads=block.enc.num_heads,
                 linformer=block.proj_weight is not None))
         return dict(resolution=self.G.img_resolution, channels=self.G.img_channels, num_classes=self.G.c_dim,
@@ -115,7 +115,7 @@ class Renderer:
         self.check(view)
         if block_name not in self.block_names:
             raise ValueError(f'Unknown block {block_name!r}; this network has {", ".join(self.block_names) or "no attention blocks"}.')
-        block = getattr(self.G.synthesis, block_name)
+        block = self.G.synthesis.get_submodule(block_name)
         if head != 'mean' and not 0 <= head < block.enc.num_heads:
             raise ValueError(f'Block {block_name} has heads 0..{block.enc.num_heads - 1}; got {head}.')
         if not all(0 <= v < self.G.img_resolution for v in query_xy):

@@ -10,6 +10,8 @@ import torch
 from training.networks_Discriminator import Discriminator
 from training.networks_Generator import Generator
 
+from network_helpers import move_off_init, rel_err as _rel_err
+
 
 def _small_G(c_dim=0, img_resolution=16, dtype=torch.float32, seed=0, **synthesis):
     torch.manual_seed(seed)
@@ -17,15 +19,7 @@ def _small_G(c_dim=0, img_resolution=16, dtype=torch.float32, seed=0, **synthesi
     kwargs.update(synthesis)
     G = Generator(z_dim=8, c_dim=c_dim, w_dim=8, img_resolution=img_resolution, img_channels=3,
                   mapping_kwargs=dict(num_layers=2), synthesis_kwargs=kwargs).to(dtype).eval()
-    with torch.no_grad(): # Move every parameter off its initial value, as trained networks are.
-        for name, p in G.named_parameters():
-            p.add_(torch.randn_like(p) * (0.5 if 'noise_strength' in name or 'pos_embedding' in name else 0.05))
-        G.mapping.w_avg.normal_()
-    return G
-
-
-def _rel_err(a, b):
-    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+    return move_off_init(G)
 
 #----------------------------------------------------------------------------
 # Fast path vs reference-math path.

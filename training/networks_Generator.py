@@ -377,11 +377,21 @@ class SynthesisNetwork(torch.nn.Module):
         (and the list of attention maps [batch, heads, tokens, keys], one per block, if asked).
         precision: 'auto', 'full' or 'reduced' (training/precision.py); force_fp32 is the published spelling.
         attention_impl: 'fast' or 'math' for this call, None = the network's own."""
-        precision = mp.resolve(precision, force_fp32)
-        attention_impl = _check_attention_impl(attention_impl or self.attention_impl)
+        precision, attention_impl = self.resolve_options(noise_mode, precision, force_fp32, attention_impl)
+        check_shape(ws, [None, self.num_ws, self.w_dim], 'ws')
+        _x, img, maps = self.run_blocks(ws, noise_mode, precision, attention_impl, return_attention)
+        return (img, maps) if return_attention else img
+
+    def resolve_options(self, noise_mode, precision, force_fp32, attention_impl):
+        """(precision mode, attention implementation) of one forward, after checking the options."""
         if noise_mode not in ('random', 'const', 'none'):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', got {noise_mode!r}.")
-        check_shape(ws, [None, self.num_ws, self.w_dim], 'ws')
+        return mp.resolve(precision, force_fp32), _check_attention_impl(attention_impl or self.attention_impl)
+
+    def run_blocks(self, ws, noise_mode, precision, attention_impl, return_attention):
+        """The blocks in order, with checked arguments; ws: [batch, >= num_ws_read, w_dim].
+        Returns (tokens of the last block [batch, img_resolution**2, G_dict[-1]], image, maps):
+        Styleformer-C (training/networks_StyleformerC.py) continues from the tokens."""
         ws = ws.to(getattr(self, self.block_names[0]).const.dtype) # float32, or float64 for gradient checks.
         x = img = None
         maps = []
@@ -390,7 +400,12 @@ class SynthesisNetwork(torch.nn.Module):
             x, img, attn = block(x, img, ws[:, w_idx:w_idx + block.num_ws_used], noise_mode=noise_mode,
                                  precision=precision, attention_impl=attention_impl, return_attention=return_attention)
             maps.append(attn)
-        return (img, maps) if return_attention else img
+        return x, img, maps
+
+    @property
+    def num_ws_read(self):
+        """The w's the blocks read: one per block plus the last toRGB's (num_ws counts more)."""
+        return len(self.block_names) + 1
 
     def extra_repr(self):
         return f'w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, blocks={self.num_block}'

@@ -6,6 +6,7 @@ Two kinds live here:
   from --g_dict/--num_layers/--depth/--minimum_head/--linformer (published defaults below).
 - Styleformer presets: a base configuration plus a full generator shape for one dataset
   resolution, and `tiny`, a small generator and discriminator that learn on a CPU in minutes.
+  The `styleformer-c-*` presets select Styleformer-C (a `switch_res`; docs/styleformer-c.md).
 
 The numbers of the base configurations are the published StyleGAN2-ADA table. Styleformer's
 CIFAR-10 shape (hidden sizes 1024,512,512; layers 1,3,3; depth 32) is the paper's
@@ -39,6 +40,7 @@ DEFAULT_SHAPE = dict(g_dict=[256, 64, 16], num_layers=[1, 3, 3], depth=32, minim
 #   resolution:  the dataset resolution the shape is built for.
 #   start_res:   resolution of the first transformer stage (8 unless noted).
 #   g_dict / num_layers: hidden size and number of encoder blocks per stage.
+#   switch_res:  Styleformer-C only: the last transformer stage; StyleGAN2 blocks above it.
 #   D:           discriminator overrides (channel_base, channel_max, architecture, mbstd).
 
 STYLEFORMER_PRESETS = {
@@ -58,6 +60,12 @@ STYLEFORMER_PRESETS = {
     'tiny': dict(base=dict(ref_gpus=1, kimg=100, mb=16, mbstd=4, fmaps=1, lrate=0.0025, gamma=0.05, ema=2, ramp=0.05, map=2),
         resolution=32, start_res=8, g_dict=[64, 32, 16], num_layers=[1, 1, 1], depth=16, minimum_head=1, linformer=False,
         z_dim=64, w_dim=64, D=dict(channel_base=1024, channel_max=64, architecture='resnet')),
+    # Styleformer-C (docs/styleformer-c.md): the CIFAR-10 Styleformer-Large shape for the stages 8..32, StyleGAN2
+    # blocks above as wide as D (fmaps 0.5); R1 gamma as GANformer used on each dataset. Our choices: the paper gives none of it.
+    'styleformer-c-clevr256': dict(base=dict(BASE_CONFIGS['paper256'], gamma=40), resolution=256, start_res=8, switch_res=32,
+        g_dict=[1024, 512, 512], num_layers=[1, 3, 3], depth=32, minimum_head=1, linformer=False),
+    'styleformer-c-cityscapes256': dict(base=dict(BASE_CONFIGS['paper256'], gamma=20), resolution=256, start_res=8, switch_res=32,
+        g_dict=[1024, 512, 512], num_layers=[1, 3, 3], depth=32, minimum_head=1, linformer=False),
 }
 
 CFG_CHOICES = ['auto'] + list(BASE_CONFIGS) + list(STYLEFORMER_PRESETS)

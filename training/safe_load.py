@@ -13,6 +13,7 @@ work is a field of `Limits`. Threat model and guarantees: docs/security.md. It r
 - snapshots written by this codebase;
 - the published Styleformer snapshots (generator `training.networks_Generator.Generator`);
 - StyleGAN2-ADA PyTorch snapshots (generator `training.networks.Generator`);
+- Styleformer-C snapshots of this codebase (generator `training.networks_StyleformerC.Generator`);
 - weights saved by `legacy.py` as safetensors (with their kwargs as JSON).
 
 Architectures it does not know are refused; `trust=True` (`--trust-pickle` in the tools)
@@ -261,11 +262,14 @@ def _collect_tensors(record, prefix, tensors, budget, path, key):
 # Numbers of at most 7 digits: a name cannot make a constructor loop over a huge resolution.
 _STYLEFORMER_BLOCK = re.compile(r'^synthesis\.b(\d{1,7})_(\d{1,7})\.')  # b{res}_{j}: one transformer block.
 _STYLEGAN2_BLOCK = re.compile(r'^synthesis\.b(\d{1,7})\.')              # b{res}: one convolutional block.
+_STYLEFORMER_C_BLOCK = re.compile(r'^synthesis\.transformer\.b(\d{1,7})_(\d{1,7})\.')  # Styleformer-C's transformer part.
 _D_BLOCK = re.compile(r'^b(\d{1,7})\.')
 _MAPPING_LAYER = re.compile(r'^mapping\.fc(\d{1,7})\.')
 _LAYER = re.compile(r'^(synthesis\.b\d+(?:_\d+)?|b\d+|mapping\.fc\d+)\.')  # Each one is a step of the constructor.
 
 _ARCHITECTURES = [
+    # Before StyleGAN2: Styleformer-C also has b{res} convolutional blocks.
+    ('Generator', 'training.networks_StyleformerC', 'Generator', lambda names: any(map(_STYLEFORMER_C_BLOCK.match, names))),
     ('Generator', 'training.networks_Generator', 'Generator', lambda names: any(map(_STYLEFORMER_BLOCK.match, names))),
     ('Generator', 'training.networks', 'Generator', lambda names: any(map(_STYLEGAN2_BLOCK.match, names))),
     ('Discriminator', 'training.networks_Discriminator', 'Discriminator', lambda names: True),
@@ -316,17 +320,33 @@ def _check_mapping(kwargs, names, key, built=True):
         len({m[0] for m in _matches(_MAPPING_LAYER, names)}))
 
 
-def _check_styleformer_generator(kwargs, names, key):
-    blocks = _matches(_STYLEFORMER_BLOCK, names)
-    _expect(key, 'img_resolution', kwargs.get('img_resolution'), max(res for res, _ in blocks))
+def _synthesis_kwargs(kwargs):
     synthesis_kwargs = kwargs.get('synthesis_kwargs', {})
+    return synthesis_kwargs if isinstance(synthesis_kwargs, dict) else {}
+
+
+def _check_transformer_layers(kwargs, names, key, pattern, what, stored_resolution):
+    """The transformer blocks b{res}_{j} matched by `pattern`: their top resolution must be
+    `stored_resolution` (the kwarg named `what`) and their count per resolution num_layers."""
+    blocks = _matches(pattern, names)
+    _expect(key, what, stored_resolution, max(res for res, _ in blocks))
     per_resolution = {}
     for res, j in set(blocks):
         per_resolution[res] = per_resolution.get(res, 0) + 1
-    num_layers = synthesis_kwargs.get('num_layers') if isinstance(synthesis_kwargs, dict) else synthesis_kwargs
+    num_layers = _synthesis_kwargs(kwargs).get('num_layers')
     _expect(key, 'synthesis num_layers', list(num_layers) if isinstance(num_layers, (list, tuple)) else num_layers,
         [per_resolution[res] for res in sorted(per_resolution)])
+
+
+def _check_styleformer_generator(kwargs, names, key):
+    _check_transformer_layers(kwargs, names, key, _STYLEFORMER_BLOCK, 'img_resolution', kwargs.get('img_resolution'))
     _check_mapping(kwargs, names, key)
+
+
+def _check_styleformer_c_generator(kwargs, names, key):
+    _check_transformer_layers(kwargs, names, key, _STYLEFORMER_C_BLOCK, 'switch_resolution',
+        _synthesis_kwargs(kwargs).get('switch_resolution'))
+    _check_stylegan2_generator(kwargs, names, key)
 
 
 def _check_stylegan2_generator(kwargs, names, key):
@@ -342,6 +362,7 @@ def _check_discriminator(kwargs, names, key):
 
 _STRUCTURE_CHECKS = [
     ('training.networks_Generator', 'Generator', _check_styleformer_generator),
+    ('training.networks_StyleformerC', 'Generator', _check_styleformer_c_generator),
     ('training.networks', 'Generator', _check_stylegan2_generator),
     ('training.networks_Discriminator', 'Discriminator', _check_discriminator),
 ]
