@@ -34,6 +34,7 @@ sys.path.insert(0, ROOT)
 import dnnlib  # noqa: E402
 from metrics import detectors, frechet_inception_distance, metric_utils  # noqa: E402
 from training import safe_load  # noqa: E402
+from training.dataset import DATASET_CLASS  # noqa: E402
 
 # train.py options this script sets itself.
 _OWN_OPTIONS = ('--data', '--seed', '--outdir', '--kimg', '--snap', '--metrics', '--gpus', '--resume')
@@ -102,14 +103,13 @@ def training_progress(run_dir):
 
 def real_set(path):
     """Dataset options of a set of real images, the same in every benchmark (they key the statistics cache)."""
-    return dnnlib.EasyDict(class_name=safe_load.DATASET_CLASS, path=path, use_labels=False, xflip=False, max_size=None)
+    return dnnlib.EasyDict(class_name=DATASET_CLASS, path=path, use_labels=False, xflip=False, max_size=None)
 
 
 def snapshot_fid(snapshot_pkl, data, num_gen, num_real, feature_precision, detector=None, device='cpu'):
     """FID of `num_gen` G_ema images of the snapshot against the first `num_real` images of
     `data` -> (FID, the detectors used)."""
-    with open(snapshot_pkl, 'rb') as f:
-        G = safe_load.load_network_pkl(f)['G_ema']
+    G = safe_load.open_snapshot(snapshot_pkl, verbose=False)['G_ema']
     dataset_kwargs = real_set(data)
     resolution = dnnlib.util.construct_class_by_name(**dataset_kwargs).resolution
     if resolution != G.img_resolution:
