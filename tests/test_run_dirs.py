@@ -5,6 +5,7 @@ but never the newest, a marked one or the one just written; a labelled dataset t
 without --cond says so once."""
 
 import json
+import pickle
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
+import dnnlib
 import train
 from fashion_helpers import make_fashion_zip
 from torch_utils import distributed
@@ -119,11 +121,19 @@ def dry_run(*args):
     options = json.loads(result.output[result.output.index('{'):result.output.index('\nOutput directory')]) if result.exit_code == 0 else None
     return result, options
 
+def write_networks(pkl, data, **options):
+    """A real snapshot at `pkl` of the networks train.py builds for `options` (read by --resume)."""
+    _desc, args = train.setup_training_options(data=data, cfg='tiny', metrics=[], **options)
+    common = dict(c_dim=0, img_resolution=32, img_channels=1)
+    G, D = [dnnlib.util.construct_class_by_name(**args[key], **common) for key in ['G_kwargs', 'D_kwargs']]
+    with open(pkl, 'wb') as f:
+        pickle.dump(dict(G=G, D=D, G_ema=G, augment_pipe=None, training_set_kwargs=None), f)
+
 def test_resume_latest_and_keep_options(fashion_zip, tmp_path):
     outdir = tmp_path / 'runs'
     newest = make_snapshot(outdir / '00000-fashion32-tiny', 8)
     make_snapshot(outdir / '00000-fashion32-tiny', 4)
-    # A shape option: the networks are not read from the (stand-in) snapshot.
+    write_networks(newest, fashion_zip, depth=32) # --resume reads the newest; it must fit the new networks.
     result, options = dry_run(f'--outdir={outdir}', f'--data={fashion_zip}', '--resume=latest', '--keep=3', '--depth=32')
     assert result.exit_code == 0, result.output
     assert options['resume_pkl'] == newest and options['keep_snapshots'] == 3
