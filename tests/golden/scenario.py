@@ -24,7 +24,7 @@ NUM_REALS = 8
 BATCH = 8
 ITERATIONS = 1          # The first iteration runs every phase (lazy regularisation included).
 PHASES = ['Gmain', 'Greg', 'Dmain', 'Dreg']
-SAMPLES_PER_TENSOR = 48 # Elements recorded per tensor, besides its sum, sum of squares and largest magnitude.
+SAMPLES_PER_TENSOR = 48 # Elements recorded per tensor, besides its sum, sum of magnitudes, sum of squares and largest magnitude.
 TOLERANCE = 1e-4        # Relative to a tensor's scale: its largest magnitude, and at least
 SCALE_FLOOR = 0.1       # this times the largest magnitude of its kind (same step, same record) in the network.
 # The floor is for sums that cancel almost exactly: the gradient of a noise strength, say, is
