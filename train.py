@@ -19,7 +19,7 @@ import torch
 
 import dnnlib
 from torch_utils import distributed
-from training import compile as speed
+from training import compilation
 from training import precision, presets, run_dirs, safe_load, snapshot
 from training.dataset import DATASET_CLASS
 
@@ -417,7 +417,7 @@ def run_training(args):
 @click.option('--allow-tf32', '--allow_tf32', 'allow_tf32', help='Allow PyTorch to use TF32 internally', type=bool, default=False, show_default=True, metavar='BOOL')
 @click.option('--precision', help='full = float32 everywhere (published); reduced = the --fp32=false blocks in bfloat16/float16 (departs from the published training); auto = reduced on CUDA only', type=click.Choice(precision.PRECISIONS), default='full', show_default=True)
 @click.option('--accumulation', help='Gradients of several rounds per process: sum (published; the update depends on the process layout) or mean (it does not)', type=click.Choice(['sum', 'mean']), default='sum', show_default=True)
-@click.option('--compile', 'torch_compile', help='torch.compile G and D (auto: off until verified on a GPU; on: compile, not yet verified on a GPU, needs g++ on the CPU)', type=click.Choice(speed.COMPILE_CHOICES), default='auto', show_default=True)
+@click.option('--compile', 'torch_compile', help='torch.compile G and D (auto: off until verified on a GPU; on: compile, not yet verified on a GPU, needs g++ on the CPU)', type=click.Choice(compilation.COMPILE_CHOICES), default='auto', show_default=True)
 @click.option('--workers', help='Number of DataLoader workers  [default: 3 with CUDA, else 1]', type=click.IntRange(min=0), metavar='INT')
 # Styleformer generator shape (default: --cfg's, or the --resume snapshot's).
 @click.option('--g_dict', '--g-dict', 'g_dict', help='Hidden size of the transformer per resolution', type=CommaSeparatedList())

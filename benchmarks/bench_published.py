@@ -112,7 +112,7 @@ def worker_gfb(side, config, batch, iters, compile_, precision):
     c = torch.zeros([batch, 0])
     run = G
     if side == 'ours' and compile_ == 'on':
-        from training.compile import CompiledGenerator
+        from training.compilation import CompiledGenerator
         run = CompiledGenerator(G, mode=None)
     kwargs = dict(precision=precision) if side == 'ours' else {}
     def step():

@@ -1,6 +1,7 @@
-"""torch.compile path of training (training/compile.py): compiled networks compute what the
+"""torch.compile path of training (training/compilation.py): compiled networks compute what the
 eager ones do (the published reference cases on both paths), the compile policy falls back
-cleanly, the fused optimizer/EMA helpers do the published maths, and a compiled training run
+cleanly, the fused optimizer options (training/optimizer_options.py) and the EMA update
+(training/ema.py) do the published maths, and a compiled training run
 resumes exactly."""
 
 import copy
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 import dnnlib
-from training import compile as speed
+from training import compilation, ema, optimizer_options
 from test_networks_reference import D_CASES, G_CASES, _assert_close, _build
 
 #----------------------------------------------------------------------------
@@ -24,7 +25,7 @@ def compile_cache(tmp_path_factory):
     """A cache of our own: results must not depend on what an earlier run left behind."""
     previous = os.environ.get('TORCHINDUCTOR_CACHE_DIR')
     flags = torch._inductor.config.fx_graph_cache, torch._functorch.config.enable_autograd_cache # pylint: disable=protected-access
-    speed.use_compile_cache(str(tmp_path_factory.mktemp('inductor')))
+    compilation.use_compile_cache(str(tmp_path_factory.mktemp('inductor')))
     torch._dynamo.reset() # pylint: disable=protected-access
     yield
     torch._inductor.config.fx_graph_cache, torch._functorch.config.enable_autograd_cache = flags # pylint: disable=protected-access
@@ -33,8 +34,8 @@ def compile_cache(tmp_path_factory):
     else:
         os.environ['TORCHINDUCTOR_CACHE_DIR'] = previous
 
-needs_backend = pytest.mark.skipif(speed.backend_problem('cpu') is not None, reason='no C++ compiler for inductor')
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available() or speed.backend_problem('cuda') is not None,
+needs_backend = pytest.mark.skipif(compilation.backend_problem('cpu') is not None, reason='no C++ compiler for inductor')
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available() or compilation.backend_problem('cuda') is not None,
     reason='needs a CUDA GPU and Triton')
 # What training compiles for each device (CUDA: CUDA graphs through reduce-overhead).
 DEVICES = ['cpu', pytest.param('cuda', marks=needs_cuda)]
@@ -61,7 +62,7 @@ def _slow_unless(name, fast):
 @pytest.mark.parametrize('name', [_slow_unless(name, 'g_small') for name in G_CASES])
 def test_compiled_generator_matches_reference(name, device, no_tf32):
     G, io = _build_on(name, device)
-    compiled = speed.CompiledGenerator(G, mode=MODES[device])
+    compiled = compilation.CompiledGenerator(G, mode=MODES[device])
     with torch.no_grad():
         _assert_close(compiled.mapping(io['z'], io['c'], truncation_psi=0.7), io['ws'], f'{name} ws (compiled)')
         _assert_close(compiled.synthesis(io['ws'], noise_mode='const', precision='full'), io['img'], f'{name} img (compiled)')
@@ -98,7 +99,7 @@ def test_compiled_reduced_precision_matches_eager_on_cuda():
     with CUDA graphs, against the same eager networks (rounding-level agreement)."""
     G, io = _build_on('g_small', 'cuda')
     D, d_io = _build_on(D_CASES[0], 'cuda')
-    compiled = speed.CompiledNetworks(G, D, 'cuda')
+    compiled = compilation.CompiledNetworks(G, D, 'cuda')
     runs = [('img', lambda net: net.synthesis(io['ws'], noise_mode='const'), G, compiled.G),
             ('logits', lambda net: net(d_io['img'], d_io['c']), D, compiled.D)]
     with torch.no_grad():
@@ -114,7 +115,7 @@ def test_compiled_generator_gradients_match_eager():
     G, io = _build('g_small')
     G.train()
     grads = {}
-    for path, synthesis in [('eager', G.synthesis), ('compiled', speed.CompiledGenerator(G, mode=None).synthesis)]:
+    for path, synthesis in [('eager', G.synthesis), ('compiled', compilation.CompiledGenerator(G, mode=None).synthesis)]:
         G.zero_grad(set_to_none=True)
         img = synthesis(io['ws'], noise_mode='const')
         (img * torch.linspace(-1, 1, img.numel()).reshape(img.shape)).sum().backward()
@@ -127,36 +128,36 @@ def test_compiled_generator_gradients_match_eager():
 # Policy and helpers.
 
 def test_resolve_compile_policy(monkeypatch, capsys):
-    assert speed.resolve_compile('off', 'cpu') is False
-    assert speed.resolve_compile('auto', 'cpu') is False # Opt-in on the CPU (minutes of compiling).
-    assert speed.resolve_compile('auto', 'cuda') is False # Eager on CUDA until the compiled path has run on a GPU.
-    monkeypatch.setattr(speed.shutil, 'which', lambda _name: None)
-    assert speed.resolve_compile('on', 'cpu') is False
+    assert compilation.resolve_compile('off', 'cpu') is False
+    assert compilation.resolve_compile('auto', 'cpu') is False # Opt-in on the CPU (minutes of compiling).
+    assert compilation.resolve_compile('auto', 'cuda') is False # Eager on CUDA until the compiled path has run on a GPU.
+    monkeypatch.setattr(compilation.shutil, 'which', lambda _name: None)
+    assert compilation.resolve_compile('on', 'cpu') is False
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and 'no C++ compiler' in out[0] and 'eagerly' in out[0]
     with pytest.raises(ValueError, match='compile='):
-        speed.resolve_compile('yes', 'cpu')
+        compilation.resolve_compile('yes', 'cpu')
 
 def test_fast_optimizer_kwargs():
     adam = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=0.002, betas=[0, 0.99], eps=1e-8)
-    assert speed.fast_optimizer_kwargs(adam, 'cpu') == dict(adam, foreach=True)
-    assert speed.fast_optimizer_kwargs(adam, 'cuda') == dict(adam, fused=True)
-    assert speed.fast_optimizer_kwargs(dict(adam, foreach=False), 'cuda') == dict(adam, foreach=False) # Explicit choice kept.
+    assert optimizer_options.fast_optimizer_kwargs(adam, 'cpu') == dict(adam, foreach=True)
+    assert optimizer_options.fast_optimizer_kwargs(adam, 'cuda') == dict(adam, fused=True)
+    assert optimizer_options.fast_optimizer_kwargs(dict(adam, foreach=False), 'cuda') == dict(adam, foreach=False) # Explicit choice kept.
     sgd = dict(class_name='torch.optim.SGD', lr=0.1)
-    assert speed.fast_optimizer_kwargs(sgd, 'cpu') == sgd
+    assert optimizer_options.fast_optimizer_kwargs(sgd, 'cpu') == sgd
 
 def test_update_ema_is_the_published_lerp():
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
-    ema = copy.deepcopy(module)
+    averaged = copy.deepcopy(module)
     for p in module.parameters():
         p.data.normal_()
     module[1].running_mean.normal_()
-    expected = [p.lerp(p_ema, 0.9) for p_ema, p in zip(ema.parameters(), module.parameters())]
-    speed.update_ema(ema, module, 0.9)
-    for p_ema, e in zip(ema.parameters(), expected):
+    expected = [p.lerp(p_ema, 0.9) for p_ema, p in zip(averaged.parameters(), module.parameters())]
+    ema.update_ema(averaged, module, 0.9)
+    for p_ema, e in zip(averaged.parameters(), expected):
         torch.testing.assert_close(p_ema, e)
-    assert torch.equal(ema[1].running_mean, module[1].running_mean)
+    assert torch.equal(averaged[1].running_mean, module[1].running_mean)
 
 @needs_backend
 def test_snapshot_of_compiled_modules_loads_safely(tmp_path):

@@ -122,7 +122,8 @@ def test_a_training_step_reads_nothing_back_from_the_device(fashion_zip, monkeyp
     reads p to skip its work at p = 0). The geometric transforms read their padding, as published."""
     from training.augment import AdaController
     from training.loss import StyleGAN2Loss
-    from training import compile as speed
+    from training.ema import update_ema
+    from training.optimizer_options import fast_optimizer_kwargs
     from training.training_loop import _replace_nonfinite_gradients
     args = tiny_options(fashion_zip)
     args.G_kwargs.synthesis_kwargs.update(G_dict=[16, 16], num_layers=[1, 1])
@@ -134,7 +135,7 @@ def test_a_training_step_reads_nothing_back_from_the_device(fashion_zip, monkeyp
     pipe.p.fill_(0.5)
     ada = AdaController(pipe, batch_size=4, target=0.6, interval=1, ada_kimg=1)
     loss = StyleGAN2Loss(device=torch.device('cpu'), G=G, D=D, augment_pipe=pipe)
-    adam = speed.fast_optimizer_kwargs(dnnlib.EasyDict(class_name='torch.optim.Adam', lr=1e-3), 'cuda') # Fused, as on a GPU.
+    adam = fast_optimizer_kwargs(dnnlib.EasyDict(class_name='torch.optim.Adam', lr=1e-3), 'cuda') # Fused, as on a GPU.
     opts = {net: dnnlib.util.construct_class_by_name(net.parameters(), **adam) for net in (G, D)}
     reals, z, c = torch.rand([4, 1, 16, 16]) * 2 - 1, torch.randn([4, G.z_dim]), torch.zeros([4, 0])
 
@@ -151,7 +152,7 @@ def test_a_training_step_reads_nothing_back_from_the_device(fashion_zip, monkeyp
             net.requires_grad_(False)
             replaced += _replace_nonfinite_gradients(net.parameters())
             opts[net].step()
-        speed.update_ema(G_ema, G, 0.99)
+        update_ema(G_ema, G, 0.99)
         ada.accumulate_sums(*loss.drain_real_signs())
         ada.step()
     assert ada.rt is not None and ada.p != 0.5 # The step happened; reading afterwards is fine.

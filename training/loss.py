@@ -20,7 +20,7 @@ class StyleGAN2Loss:
         self.device = device
         self.G = G
         self.D = D
-        self.compiled = compiled # training.compile.CompiledNetworks for the first-order phases, or None.
+        self.compiled = compiled # training.compilation.CompiledNetworks for the first-order phases, or None.
         self.augment_pipe = augment_pipe
         self.r1_gamma = r1_gamma
         self.style_mixing_prob = style_mixing_prob

@@ -24,7 +24,7 @@ import torch
 
 from dnnlib.util import atomic_write
 from torch_utils import misc
-from training.compile import clear_compile_marks
+from training.compilation import clear_compile_marks
 from training.run_dirs import network_snapshot_path, training_state_path_for
 
 #----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from torch_utils import distributed
 from torch_utils import misc
 from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
-from training import compile as speed
+from training import compilation, ema, optimizer_options
 from training import run_dirs, snapshot
 from training.tools import save_image_grid
 from training.augment import AdaController
@@ -149,7 +149,7 @@ def training_loop(
     resume_partial          = False,    # Load only the tensors of resume_pkl that fit (fine-tuning); else all must.
     cudnn_benchmark         = True,     # torch.backends.cudnn.benchmark.
     allow_tf32              = False,    # TF32 matmul/convolutions on Ampere+.
-    torch_compile           = 'off',    # 'on' | 'off' | 'auto': torch.compile G and D (see training/compile.py).
+    torch_compile           = 'off',    # 'on' | 'off' | 'auto': torch.compile G and D (see training/compilation.py).
     abort_fn                = None,     # Called once per tick; True stops training (same on all ranks).
     progress_fn             = None,     # Called with (cur_kimg, total_kimg) once per tick.
 ):
@@ -301,11 +301,11 @@ def _setup_augmentation(augment_kwargs, augment_p, ada_target, ada_interval, ada
     return augment_pipe, AdaController(augment_pipe, batch_size=batch_size, target=ada_target, interval=ada_interval, ada_kimg=ada_kimg)
 
 def _compile_networks(torch_compile, G, D, device):
-    """Compiled G and D for the first-order phases, or None (see training/compile.py)."""
-    if not speed.resolve_compile(torch_compile, device, verbose=distributed.get_rank() == 0):
+    """Compiled G and D for the first-order phases, or None (see training/compilation.py)."""
+    if not compilation.resolve_compile(torch_compile, device, verbose=distributed.get_rank() == 0):
         return None
-    distributed.print0(f'Compiling G and D on first use (cache: {speed.use_compile_cache()})...')
-    return speed.CompiledNetworks(G, D, device)
+    distributed.print0(f'Compiling G and D on first use (cache: {compilation.use_compile_cache()})...')
+    return compilation.CompiledNetworks(G, D, device)
 
 def _setup_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval, device):
     """One optimizer per network and the phases that step it. Lazy regularisation: the
@@ -313,7 +313,7 @@ def _setup_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interv
     rescaled by c = interval / (interval + 1)."""
     phases, optimizers = [], {}
     for name, module, opt_kwargs, reg_interval in [('G', G, G_opt_kwargs, G_reg_interval), ('D', D, D_opt_kwargs, D_reg_interval)]:
-        opt_kwargs = dnnlib.EasyDict(speed.fast_optimizer_kwargs(opt_kwargs, device))
+        opt_kwargs = dnnlib.EasyDict(optimizer_options.fast_optimizer_kwargs(opt_kwargs, device))
         if reg_interval is not None:
             mb_ratio = reg_interval / (reg_interval + 1)
             opt_kwargs.lr = opt_kwargs.lr * mb_ratio
@@ -381,7 +381,7 @@ def _update_ema(G_ema, G, ema_kimg, ema_rampup, cur_nimg, batch_size):
         ema_nimg = ema_kimg * 1000
         if ema_rampup is not None:
             ema_nimg = min(ema_nimg, cur_nimg * ema_rampup)
-        speed.update_ema(G_ema, G, 0.5 ** (batch_size / max(ema_nimg, 1e-8)))
+        ema.update_ema(G_ema, G, 0.5 ** (batch_size / max(ema_nimg, 1e-8)))
 
 @torch.no_grad()
 def _replace_nonfinite_gradients(params):

@@ -1,5 +1,4 @@
-"""Speed policy of the training step: torch.compile of G and D, the optimizer's fused
-kernels, the one-kernel EMA update and the compile cache.
+"""torch.compile of G and D for the training step, and inductor's compile cache.
 
 What is compiled: G's mapping and synthesis networks and D, each with static shapes
 (dynamic=False: one graph per batch size and resolution). They serve the phases whose
@@ -89,25 +88,5 @@ def clear_compile_marks(module):
     for tensor in list(module.parameters()) + list(module.buffers()):
         tensor.__dict__.pop('_dynamo_static_input_type', None)
 
-#----------------------------------------------------------------------------
-# Optimizer and EMA.
-
-def fast_optimizer_kwargs(opt_kwargs, device):
-    """Adam/AdamW kwargs with their multi-tensor kernels: fused on CUDA (one kernel for all
-    parameters), foreach on the CPU. Explicit choices in `opt_kwargs` are kept."""
-    if opt_kwargs.get('class_name') not in ('torch.optim.Adam', 'torch.optim.AdamW'):
-        return opt_kwargs
-    if 'fused' in opt_kwargs or 'foreach' in opt_kwargs:
-        return opt_kwargs
-    key = 'fused' if torch.device(device).type == 'cuda' else 'foreach'
-    return dnnlib.EasyDict(opt_kwargs, **{key: True})
-
-@torch.no_grad()
-def update_ema(ema_module, module, beta):
-    """ema = beta * ema + (1 - beta) * param for all parameters in one foreach kernel;
-    buffers are copied."""
-    torch._foreach_lerp_(list(ema_module.parameters()), list(module.parameters()), 1 - beta) # pylint: disable=protected-access
-    for b_ema, b in zip(ema_module.buffers(), module.buffers()):
-        b_ema.copy_(b)
 
 #----------------------------------------------------------------------------
