@@ -21,9 +21,10 @@ import PIL.Image
 import PIL.ImageDraw
 import torch
 
-from training import cli
-from training.attention_overlay import overlay, query_token_weights
-from training.tools import image_grid, save_image, seeds_to_z, synthesize, to_uint8
+from tools import cli
+from tools.attention_overlay import overlay, query_token_weights
+from tools.rendering import seeds_to_z, synthesize
+from training.images import image_grid, save_image, to_uint8
 
 #----------------------------------------------------------------------------
 

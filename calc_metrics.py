@@ -27,8 +27,9 @@ import torch
 
 import dnnlib
 from metrics import detectors, metric_main
+from snapshot_io import safe_load
+from tools import cli
 from torch_utils import distributed
-from training import cli, safe_load
 from training.dataset import DATASET_CLASS
 
 #----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import socket
 
 import click
 
-from training import cli
+from tools import cli
 
 #----------------------------------------------------------------------------
 

@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from training import cli
-from training.tools import image_grid, load_projected_w, seeds_to_z, synthesize, to_uint8
+from tools import cli
+from tools.rendering import load_projected_w, seeds_to_z, synthesize
+from training.images import image_grid, to_uint8
 
 #----------------------------------------------------------------------------
 

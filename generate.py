@@ -13,8 +13,8 @@ Seed s uses z = np.random.RandomState(s).randn(1, z_dim), so a seed gives the sa
 the published code. With --noise-mode=random the noise is drawn after torch.manual_seed(s)
 (of the batch's first seed), so the output is reproducible too.
 
-The rendering helpers live in training/tools.py and the options shared with the other tools
-in training/cli.py.
+The rendering helpers live in tools/rendering.py, the image conversion in training/images.py
+and the options shared with the other tools in tools/cli.py.
 """
 
 import os
@@ -23,8 +23,9 @@ import click
 import numpy as np
 import torch
 
-from training import cli
-from training.tools import generate_images, image_grid, load_projected_w, save_image, synthesize, to_uint8
+from tools import cli
+from tools.rendering import generate_images, load_projected_w, synthesize
+from training.images import image_grid, save_image, to_uint8
 
 #----------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Convert network snapshots (published Styleformer / StyleGAN2-ADA, or ours) into snapshots of
 this codebase, optionally as safetensors. Reading goes through the safe loader
-(`training.safe_load`), which runs nothing from the file.
+(`snapshot_io.safe_load`), which runs nothing from the file.
 
     python legacy.py --source=published.pkl --dest=ours.pkl [--safetensors]
     python legacy.py --source=published.pkl --dest=ours.safetensors
@@ -14,8 +14,9 @@ import pickle
 import click
 
 from dnnlib.util import atomic_write
-from training import cli, onnx_export
-from training.safe_load import LoadError, load_network_pkl, open_snapshot, save_safetensors  # pylint: disable=unused-import
+from snapshot_io import onnx_export
+from snapshot_io.safe_load import LoadError, load_network_pkl, open_snapshot, save_safetensors  # pylint: disable=unused-import
+from tools import cli
 
 #----------------------------------------------------------------------------
 

@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from training import cli
+from tools import cli
 from training.dataset import is_image_name
-from training.tools import save_image, to_uint8
+from training.images import save_image, to_uint8
 
 #----------------------------------------------------------------------------
 # Losses. Each takes the synthesized image in [-1, 1], [1, C, H, W], and returns a scalar.

@@ -14,8 +14,9 @@ import click
 import numpy as np
 import torch
 
-from training import cli
-from training.tools import image_grid, save_image, seeds_to_z, synthesize, to_uint8
+from tools import cli
+from tools.rendering import seeds_to_z, synthesize
+from training.images import image_grid, save_image, to_uint8
 
 #----------------------------------------------------------------------------
 

@@ -18,9 +18,9 @@ import click
 import torch
 
 import dnnlib
+from snapshot_io import safe_load
 from torch_utils import distributed
-from training import compilation
-from training import precision, presets, run_dirs, safe_load, snapshot
+from training import compilation, precision, presets, run_dirs, snapshot
 from training.dataset import DATASET_CLASS
 
 #----------------------------------------------------------------------------

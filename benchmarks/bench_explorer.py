@@ -25,7 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import dnnlib  # noqa: E402
 from explorer_app.render import Renderer, View  # noqa: E402
 from explorer_app.server import png_bytes  # noqa: E402
-from training import cli, presets  # noqa: E402
+from tools import cli  # noqa: E402
+from training import presets  # noqa: E402
 
 GOAL_SECONDS = 1.0
 

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_networks import CONFIGS  # noqa: E402
-from training import onnx_export  # noqa: E402
+from snapshot_io import onnx_export  # noqa: E402
 from training.networks_Generator import Generator  # noqa: E402
 
 

@@ -33,7 +33,7 @@ sys.path.insert(0, ROOT)
 
 import dnnlib  # noqa: E402
 from metrics import detectors, frechet_inception_distance, metric_utils  # noqa: E402
-from training import safe_load  # noqa: E402
+from snapshot_io import safe_load  # noqa: E402
 from training.dataset import DATASET_CLASS  # noqa: E402
 
 # train.py options this script sets itself.

@@ -6,7 +6,7 @@
 
 The figures come from networks built on the meta device (no memory) and pickled as training
 writes them (G, G_ema, D, augment pipe, options): file bytes, pickle instructions, records,
-tensors, tensor elements, layers of a network, each with its ratio to the default limit (training/safe_load.py `Limits`).
+tensors, tensor elements, layers of a network, each with its ratio to the default limit (snapshot_io/safe_load.py `Limits`).
 --load writes a real snapshot of that resolution (non-Linformer shape) and times the safe load.
 --hostile writes files that make the loader do the most work or hold the most memory per byte
 the default limits allow, and loads each in a fresh process (time, peak memory, the refusal).
@@ -26,8 +26,9 @@ import click
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from snapshot_io import safe_load, safe_pickle  # pylint: disable=wrong-import-position
 from torch_utils import persistence  # pylint: disable=wrong-import-position
-from training import dataset, safe_load, safe_pickle  # pylint: disable=wrong-import-position
+from training import dataset  # pylint: disable=wrong-import-position
 from training.augment import AugmentPipe  # pylint: disable=wrong-import-position
 from training.networks_Discriminator import Discriminator  # pylint: disable=wrong-import-position
 from training.networks_Generator import Generator  # pylint: disable=wrong-import-position
@@ -71,7 +72,7 @@ def figures(data):
 # Loads one file in a fresh process: (seconds, peak resident memory in bytes, the error if any).
 _LOAD_IN_CHILD = '''
 import resource, sys, time
-from training import safe_load
+from snapshot_io import safe_load
 start, error = time.perf_counter(), ''
 try:
     safe_load.load_network_pkl(sys.argv[1])

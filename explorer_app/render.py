@@ -16,8 +16,9 @@ import threading
 import numpy as np
 import torch
 
-from training.attention_overlay import overlay, query_token_weights
-from training.tools import make_labels, seeds_to_z, synthesize, to_uint8
+from tools.attention_overlay import overlay, query_token_weights
+from tools.rendering import make_labels, seeds_to_z, synthesize
+from training.images import to_uint8
 
 NOISE_MODES = ('const', 'random', 'none')
 MAX_SEED = 2**32 - 1            # numpy's RandomState accepts seeds up to this.

@@ -21,7 +21,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from explorer_app.render import View
-from training.tools import parse_range, save_image
+from tools.arguments import parse_range
+from training.images import save_image
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
 MAX_STYLES = 256  # Indices in mix_styles (a network has a few dozen w's).

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 import dnnlib
 from torch_utils import distributed
-from training import tools
+from training.images import quantize
 from . import detectors
 
 #----------------------------------------------------------------------------
@@ -235,7 +235,7 @@ class LabelSampler:
 
 def generate_images(G, z, c, G_kwargs):
     """uint8 images [N, C, H, W] from the generator's [-1, 1] output."""
-    return tools.quantize(G(z, c, **G_kwargs))
+    return quantize(G(z, c, **G_kwargs))
 
 
 def compute_feature_stats_for_generator(opts, detector_kind, mode='features', max_items=None, batch_size=64,

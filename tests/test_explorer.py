@@ -27,9 +27,10 @@ import generate
 import style_mixing
 from explorer_app.render import Renderer, View
 from explorer_app.server import create_app
+from tools import rendering
+from tools.attention_overlay import query_token_weights
+from training import images
 from training import networks as networks_stylegan2
-from training import tools
-from training.attention_overlay import query_token_weights
 from training.networks_Generator import Generator
 
 from snapshot_helpers import STYLEFORMER_SRC, build_case, published_pickle, snapshot_dict, write_file
@@ -163,7 +164,7 @@ def test_attention_overlay(tmp_path, networks, servers):
     assert shown.shape == image.shape and not np.array_equal(shown, image)
     # Hottest (red) where the query pixel's token attends most, as attention_maps.py draws it.
     with torch.no_grad():
-        _, maps = G.synthesis(G.mapping(tools.seeds_to_z([5], G.z_dim, 'cpu'), None), noise_mode='const', return_attention=True)
+        _, maps = G.synthesis(G.mapping(rendering.seeds_to_z([5], G.z_dim, 'cpu'), None), noise_mode='const', return_attention=True)
     weights = query_token_weights(G.synthesis.b8_0, maps[0][0], (4, 30), 32)[0]
     y, x = np.unravel_index(int(weights.argmax()), (8, 8))
     hottest = shown[y * 4 + 2, x * 4 + 2].astype(int)
@@ -210,7 +211,7 @@ def test_stylegan2_network_without_attention():
     assert renderer.info()['blocks'] == []
     image = renderer.image(View(seed=3, psi=0.5))
     with torch.no_grad():
-        expected = tools.to_uint8(G(tools.seeds_to_z([3], 16, 'cpu'), None, truncation_psi=0.5, noise_mode='const'))[0]
+        expected = images.to_uint8(G(rendering.seeds_to_z([3], 16, 'cpu'), None, truncation_psi=0.5, noise_mode='const'))[0]
     assert np.array_equal(image, expected)
     with pytest.raises(ValueError, match='no attention blocks'):
         renderer.attention(View(), 'b8', 0, (0, 0))

@@ -7,7 +7,7 @@ import torch
 from click.testing import CliRunner
 
 import generate
-from training import tools
+from tools import arguments
 from training.networks_Generator import Generator
 
 from snapshot_helpers import build_case, write_generator_snapshot
@@ -50,12 +50,12 @@ def published_image(G, seed, noise_mode='const', class_idx=None, psi=1):
 #----------------------------------------------------------------------------
 
 def test_parse_range():
-    assert tools.parse_range('0-7,100', 100) == [0, 1, 2, 3, 4, 5, 6, 7, 100]
-    assert tools.parse_range('5', 100) == [5]
-    assert tools.parse_range(' 1 , 3-4', 100) == [1, 3, 4]
+    assert arguments.parse_range('0-7,100', 100) == [0, 1, 2, 3, 4, 5, 6, 7, 100]
+    assert arguments.parse_range('5', 100) == [5]
+    assert arguments.parse_range(' 1 , 3-4', 100) == [1, 3, 4]
     for bad in ['7-3', 'a', '1-', '1,,2']:
         with pytest.raises(ValueError):
-            tools.parse_range(bad, 100)
+            arguments.parse_range(bad, 100)
 
 
 def test_published_command_gives_the_published_images(tmp_path, snapshots, g_small):
@@ -146,7 +146,7 @@ def test_cuda_requested_without_cuda(tmp_path, snapshots):
 
 
 def test_library_errors_become_one_line_click_errors(tmp_path, snapshots):
-    # training/tools.py raises ValueError/OSError; the CLI names the option and shows no traceback.
+    # tools/arguments.py and tools/rendering.py raise ValueError/OSError; the CLI names the option and shows no traceback.
     result = CliRunner().invoke(generate.generate_images_cmd, [f'--outdir={tmp_path}', '--seeds=1', f'--network={snapshots["uncond"]}', '--device=tpu0'])
     assert result.exit_code == 2 and "Invalid value for --device: Unknown device 'tpu0'" in result.output
     (tmp_path / 'not.npz').write_text('not a zip')

@@ -1,5 +1,5 @@
-"""training/model_zoo.py: model names in --network, download + verify + cache, offline and unknown-name messages,
-and docs/models.md kept equal to training/models.json."""
+"""snapshot_io/model_zoo.py: model names in --network, download + verify + cache, offline and unknown-name messages,
+and docs/models.md kept equal to snapshot_io/models.json."""
 
 import hashlib
 import http.server
@@ -17,7 +17,7 @@ import generate
 import legacy
 import train
 from dnnlib import util
-from training import model_zoo, safe_load
+from snapshot_io import model_zoo, safe_load
 from training.networks_Generator import Generator
 
 from fashion_helpers import make_fashion_zip

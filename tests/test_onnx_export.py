@@ -1,4 +1,4 @@
-"""training/onnx_export.py and legacy.py --dest=*.onnx: onnxruntime's images equal ours (fixed and dynamic batch,
+"""snapshot_io/onnx_export.py and legacy.py --dest=*.onnx: onnxruntime's images equal ours (fixed and dynamic batch,
 psi fixed or an input, conditional and unconditional)."""
 
 import numpy as np
@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
 import legacy
-from training import networks, onnx_export
+from snapshot_io import onnx_export
+from training import networks
 from training.networks_Generator import Generator
 
 from snapshot_helpers import STYLEFORMER_SRC, build_case, published_pickle, snapshot_dict, write_file

@@ -25,7 +25,7 @@ import calc_metrics
 import dnnlib
 import legacy
 from torch_utils import persistence
-from training import safe_load, safe_pickle
+from snapshot_io import safe_load, safe_pickle
 from training.networks_Generator import Generator
 
 from snapshot_helpers import build_case, write_file
@@ -431,7 +431,7 @@ def test_networks_outside_the_module_entries_are_refused(tmp_path, g_small):
 
 def test_refused_torch_names_are_not_imported(tmp_path):
     path = write_file(tmp_path / 'sub.pkl', ops(glob('torch', 'onnx'), pickle.POP, pickle.EMPTY_DICT))
-    code = ('import sys; from training import safe_load\n'
+    code = ('import sys; from snapshot_io import safe_load\n'
             f'try: safe_load.load_network_pkl({str(path)!r})\n'
             'except safe_load.LoadError as e: print("refused")\n'
             'print("torch.onnx" in sys.modules)')
@@ -798,13 +798,13 @@ class _InfoOnly:
 
 
 def test_ranges_are_counted_before_they_are_expanded():
-    from training import tools
+    from tools import arguments
     with pytest.raises(ValueError, match='holds 100000001 values; at most 256'):
-        tools.parse_range('0-100000000', 256)
+        arguments.parse_range('0-100000000', 256)
     with pytest.raises(ValueError, match='holds'):
-        tools.parse_range('0-' + '9' * 18, 10**6)
+        arguments.parse_range('0-' + '9' * 18, 10**6)
     with pytest.raises(ValueError, match='not a number'):
-        tools.parse_range('1' * 5000, 10)  # More digits than any seed: refused before int() parses them.
+        arguments.parse_range('1' * 5000, 10)  # More digits than any seed: refused before int() parses them.
     from explorer_app.server import create_app
     status, body = asgi_get(create_app(_InfoOnly()), '/api/image.png?mix_seed=1&mix_styles=0-100000000')
     assert status == 400 and b'at most 256' in body
@@ -825,20 +825,20 @@ def test_the_explorer_answers_requests_for_itself_only(host, allowed):
 
 
 def test_projected_w_files_are_bounded_and_checked(tmp_path, g_small):
-    from training import tools
+    from tools import rendering
     def npz(name, **arrays):
         np.savez_compressed(tmp_path / name, **arrays)
         return str(tmp_path / name)
     good = npz('good.npz', w=np.ones([1, g_small.num_ws, g_small.w_dim], np.float32))
-    assert tools.load_projected_w(good, g_small, 'cpu').shape == (1, g_small.num_ws, g_small.w_dim)
-    bomb = npz('bomb.npz', w=np.zeros([tools.MAX_PROJECTED_WS + 1, g_small.num_ws, g_small.w_dim], np.float64))
+    assert rendering.load_projected_w(good, g_small, 'cpu').shape == (1, g_small.num_ws, g_small.w_dim)
+    bomb = npz('bomb.npz', w=np.zeros([rendering.MAX_PROJECTED_WS + 1, g_small.num_ws, g_small.w_dim], np.float64))
     assert os.path.getsize(bomb) < 100_000
     np.save(tmp_path / 'single.npy', np.ones([1, g_small.num_ws, g_small.w_dim], np.float32))
     for path, message in [(bomb, 'larger than 1000'), (str(tmp_path / 'single.npy'), 'single array'),
                           (npz('names.npz', w=np.array([[['a'] * g_small.w_dim] * g_small.num_ws])), 'floats'),
                           (npz('other.npz', z=np.ones(3)), 'w.npy'), (write_file(tmp_path / 'text.npz', b'PK junk'), 'not an .npz')]:
         with pytest.raises(ValueError, match=message):
-            tools.load_projected_w(path, g_small, 'cpu')
+            rendering.load_projected_w(path, g_small, 'cpu')
 
 
 def _dataset_zip(path, labels_json, images=1):
@@ -881,7 +881,7 @@ def test_dataset_arguments_from_a_snapshot_have_the_dataset_types(tmp_path, g_sm
 # 9. Trusted caches: the file a model name resolves to is named, and a planted one is pointed out.
 
 def test_a_planted_cached_model_is_pointed_out(tmp_path, monkeypatch, capsys):
-    from training import model_zoo
+    from snapshot_io import model_zoo
     url = 'http://127.0.0.1:9/never-downloaded.pkl'  # Nothing is fetched: the cached file is used.
     (tmp_path / 'models.json').write_text(json.dumps(dict(models=[dict(name='some-model', url=url, sha256=None)])))
     monkeypatch.setenv(model_zoo.MODEL_LIST_ENV, str(tmp_path / 'models.json'))
@@ -896,7 +896,7 @@ def test_a_planted_cached_model_is_pointed_out(tmp_path, monkeypatch, capsys):
 
 
 def test_a_local_file_named_like_a_model_is_pointed_out(tmp_path, monkeypatch, capsys):
-    from training import model_zoo
+    from snapshot_io import model_zoo
     name = sorted(model_zoo.load_models())[0]
     monkeypatch.chdir(tmp_path)
     write_file(tmp_path / name, b'local')

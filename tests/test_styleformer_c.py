@@ -21,9 +21,11 @@ import legacy
 import projector
 import style_mixing
 from explorer_app.render import Renderer
+from snapshot_io import model_zoo, onnx_export, safe_load
+from tools import rendering
+from training import images
 from training import networks as conv_networks
 from training import networks_Generator as former
-from training import model_zoo, onnx_export, safe_load, tools
 from training.networks_StyleformerC import Generator
 
 from network_helpers import move_off_init, rel_err as _rel_err
@@ -197,7 +199,7 @@ def test_safe_loader_checks_the_arguments_against_the_tensors(change, message):
 
 def test_attention_figure_and_explorer_offer_the_transformer_blocks_only():
     G = _small_G()
-    label = tools.make_labels(G, None, 1, torch.device('cpu'))
+    label = rendering.make_labels(G, None, 1, torch.device('cpu'))
     figure = attention_maps.attention_figure(G, 0, label, layers=['transformer.b16_1'], heads='mean')
     assert figure.shape[0] == 32 and figure.shape[1] > 64
     info = Renderer(G, 'cpu').info()
@@ -229,7 +231,7 @@ def test_every_tool_reads_a_styleformer_c_snapshot(tmp_path, monkeypatch):
 
     _invoke(generate.generate_images_cmd, ['--network=sfc-tiny', '--seeds=1-2', f'--outdir={tmp_path / "gen"}', *cpu])
     with torch.no_grad():
-        expected = tools.to_uint8(G(tools.seeds_to_z([2], G.z_dim, 'cpu'), None, noise_mode='const'))[0]
+        expected = images.to_uint8(G(rendering.seeds_to_z([2], G.z_dim, 'cpu'), None, noise_mode='const'))[0]
     np.testing.assert_array_equal(np.asarray(PIL.Image.open(tmp_path / 'gen' / 'seed0002.png')), expected)
 
     # Style mixing over w's of both parts: 0..2 transformer, 3..5 convolutions.
@@ -237,7 +239,7 @@ def test_every_tool_reads_a_styleformer_c_snapshot(tmp_path, monkeypatch):
     assert (tmp_path / 'mix' / 'grid.png').is_file()
     _invoke(gen_video.generate_video_cmd, [f'--network={snap}', '--seeds=0-1', '--grid=1x1', '--w-frames=2', f'--output={tmp_path / "v.mp4"}', *cpu])
     assert (tmp_path / 'v.mp4').stat().st_size > 0
-    tools.save_image(expected, tmp_path / 'target.png')
+    images.save_image(expected, tmp_path / 'target.png')
     _invoke(projector.run_projection, [f'--network={snap}', f'--target={tmp_path / "target.png"}', '--num-steps=2', '--loss=pixel',
         '--no-save-video', f'--outdir={tmp_path / "proj"}', *cpu])
     assert np.load(tmp_path / 'proj' / 'projected_w.npz')['w'].shape == (1, G.num_ws, G.w_dim)

@@ -12,7 +12,8 @@ import gen_video
 import generate
 import projector
 import style_mixing
-from training import tools
+from tools import rendering
+from training import images
 from training.networks_Generator import Generator
 
 from snapshot_helpers import build_case, write_generator_snapshot
@@ -47,27 +48,27 @@ def read_video(path):
 
 def render(G, ws):
     with torch.no_grad():
-        return tools.to_uint8(G.synthesis(ws, noise_mode='const'))
+        return images.to_uint8(G.synthesis(ws, noise_mode='const'))
 
 #----------------------------------------------------------------------------
 
 def test_quantize_rounds_half_up_and_clamps():
     img = torch.tensor([-2.0, -1.0, -1 + 0.5 / 127.5, 0.0, 1.0, 3.0]).reshape(1, 1, 1, 6)
-    assert tools.quantize(img).flatten().tolist() == [0, 0, 1, 128, 255, 255]
+    assert images.quantize(img).flatten().tolist() == [0, 0, 1, 128, 255, 255]
     reals = np.array([0, 7, 254, 255], dtype=np.uint8).reshape(1, 1, 2, 2)
-    assert np.array_equal(tools.quantize(reals, drange=(0, 255)).numpy(), reals)  # uint8 reals pass unchanged.
-    assert tools.to_uint8(torch.zeros([2, 3, 4, 5])).shape == (2, 4, 5, 3)
+    assert np.array_equal(images.quantize(reals, drange=(0, 255)).numpy(), reals)  # uint8 reals pass unchanged.
+    assert images.to_uint8(torch.zeros([2, 3, 4, 5])).shape == (2, 4, 5, 3)
 
 
 def test_save_image_grid_lays_out_columns_then_rows(tmp_path):
     # Image i is filled with the value 10 * i: the grid shows 0 10 20 / 30 40 50.
-    images = np.stack([np.full([1, 2, 3], 10.0 * i) for i in range(6)])
-    tools.save_image_grid(images, tmp_path / 'grid.png', drange=(0, 255), grid_size=(3, 2))
+    stack = np.stack([np.full([1, 2, 3], 10.0 * i) for i in range(6)])
+    images.save_image_grid(stack, tmp_path / 'grid.png', drange=(0, 255), grid_size=(3, 2))
     grid = read_png(tmp_path / 'grid.png')
     assert grid.shape == (2 * 2, 3 * 3)  # Grayscale: rows x height, columns x width.
     assert grid[::2, ::3].tolist() == [[0, 10, 20], [30, 40, 50]]
     with pytest.raises(ValueError, match='3x2 grid needs 6 images'):
-        tools.save_image_grid(images[:5], tmp_path / 'bad.png', drange=(0, 255), grid_size=(3, 2))
+        images.save_image_grid(stack[:5], tmp_path / 'bad.png', drange=(0, 255), grid_size=(3, 2))
 
 
 def test_style_mixing_grid(tmp_path, snapshot, g_small):
@@ -76,7 +77,7 @@ def test_style_mixing_grid(tmp_path, snapshot, g_small):
     assert grid.shape == (3 * 32, 4 * 32, 3)
     assert not grid[:32, :32].any()  # Empty top-left corner.
 
-    ws = g_small.mapping(tools.seeds_to_z([1, 2, 3, 4, 5], g_small.z_dim, 'cpu'), None)
+    ws = g_small.mapping(rendering.seeds_to_z([1, 2, 3, 4, 5], g_small.z_dim, 'cpu'), None)
     own = render(g_small, ws)
     assert np.array_equal(grid[:32, 32:64], own[2])          # Column seed 3 on top.
     assert np.array_equal(grid[64:96, :32], own[1])          # Row seed 2 on the left.
@@ -113,7 +114,7 @@ def test_video(tmp_path, snapshot, g_small):
     frames = read_video(output)
     assert frames.shape == (6, 32, 64, 3)  # 2 keyframes per cell, looping: 2 transitions x 3 frames.
     # First frame: seed 0 (left cell) and seed 1 (right cell), up to video compression.
-    ws = g_small.mapping(tools.seeds_to_z([0, 1], g_small.z_dim, 'cpu'), None)
+    ws = g_small.mapping(rendering.seeds_to_z([0, 1], g_small.z_dim, 'cpu'), None)
     expected = np.concatenate(list(render(g_small, ws)), axis=1)
     assert np.abs(frames[0].astype(float) - expected).mean() < 20
     assert np.abs(frames[0].astype(float) - frames[3]).mean() > 1  # It moves.
@@ -123,7 +124,7 @@ def test_keyframes_from_seeds_and_projected_w(g_small):
     label = torch.zeros([1, 0])
     projected = torch.randn([2, g_small.num_ws, g_small.w_dim])
     keys = gen_video.keyframes(g_small, [0, 1], projected, label, cells=2, space='w', truncation_psi=0.5)
-    seed_ws = g_small.mapping(tools.seeds_to_z([0, 1], g_small.z_dim, 'cpu'), None, truncation_psi=0.5)
+    seed_ws = g_small.mapping(rendering.seeds_to_z([0, 1], g_small.z_dim, 'cpu'), None, truncation_psi=0.5)
     assert keys.shape == (2, 2, g_small.num_ws, g_small.w_dim)  # [cells, keys per cell, ...]
     # Seeds first, then the projected w's (untruncated), dealt to the cells in turn.
     for cell, expected in enumerate([[seed_ws[0], projected[0]], [seed_ws[1], projected[1]]]):
@@ -136,7 +137,7 @@ def test_keyframes_from_seeds_and_projected_w(g_small):
 
 @pytest.mark.slow
 def test_video_through_projected_w(tmp_path, snapshot, g_small, one_thread):
-    projected = g_small.mapping(tools.seeds_to_z([20, 21, 22], g_small.z_dim, 'cpu'), None, truncation_psi=0.7)  # Typical w's.
+    projected = g_small.mapping(rendering.seeds_to_z([20, 21, 22], g_small.z_dim, 'cpu'), None, truncation_psi=0.7)  # Typical w's.
     np.savez(tmp_path / 'a.npz', w=projected[:2].numpy())  # Files with several w's and with one.
     np.savez(tmp_path / 'b.npz', w=projected[2:].numpy())
     output = tmp_path / 'proj.mp4'
@@ -171,7 +172,7 @@ def test_attention_maps(tmp_path, snapshot, g_small):
     assert_rows_labelled(figure[:, :strip], 2)
 
     # The overlay is hottest (red) where the query token attends most.
-    ws = g_small.mapping(tools.seeds_to_z([5], g_small.z_dim, 'cpu'), None)
+    ws = g_small.mapping(rendering.seeds_to_z([5], g_small.z_dim, 'cpu'), None)
     with torch.no_grad():
         _, maps = g_small.synthesis(ws, noise_mode='const', return_attention=True)
     block = g_small.synthesis.b8_0
@@ -185,7 +186,7 @@ def test_attention_maps(tmp_path, snapshot, g_small):
 
 def test_attention_maps_linformer_and_errors(tmp_path):
     G = build_case(Generator, 'g_linformer_cond')
-    label = tools.make_labels(G, 1, 1, torch.device('cpu'))
+    label = rendering.make_labels(G, 1, 1, torch.device('cpu'))
     figure = attention_maps.attention_figure(G, 0, label, layers=['b32_1'], heads='mean')
     strip = figure.shape[1] - 64
     assert figure.shape[0] == 32 and strip > 0
@@ -199,8 +200,8 @@ def test_attention_maps_linformer_and_errors(tmp_path):
 @pytest.mark.slow
 def test_projection(tmp_path, snapshot, g_small):
     # Target: an image the network can make, so a few steps of the pixel loss must reduce the loss.
-    ws = g_small.mapping(tools.seeds_to_z([11], g_small.z_dim, 'cpu'), None)
-    tools.save_image(render(g_small, ws)[0], tmp_path / 'target.png')
+    ws = g_small.mapping(rendering.seeds_to_z([11], g_small.z_dim, 'cpu'), None)
+    images.save_image(render(g_small, ws)[0], tmp_path / 'target.png')
     target, _ = projector.load_target(tmp_path / 'target.png', g_small, torch.device('cpu'))
     losses = []
     projector.project(g_small, target, projector.PixelLoss(target), torch.zeros([1, 0]), num_steps=6, w_avg_samples=500,
@@ -228,7 +229,7 @@ def test_projection_loss_choice(tmp_path, g_small):
 
 
 def test_projection_w_plus(g_small, one_thread):
-    ws = g_small.mapping(tools.seeds_to_z([11], g_small.z_dim, 'cpu'), None)
+    ws = g_small.mapping(rendering.seeds_to_z([11], g_small.z_dim, 'cpu'), None)
     target = render(g_small, ws)[0]
     target = torch.tensor(target.transpose(2, 0, 1)[None], dtype=torch.float32) / 127.5 - 1
     results = {}
@@ -246,7 +247,7 @@ def test_projection_of_a_folder(tmp_path, snapshot, g_small, one_thread):
     targets = tmp_path / 'targets'
     targets.mkdir()
     for seed, name in [(11, 'b.png'), (12, 'a.jpg')]:
-        ws = g_small.mapping(tools.seeds_to_z([seed], g_small.z_dim, 'cpu'), None)
+        ws = g_small.mapping(rendering.seeds_to_z([seed], g_small.z_dim, 'cpu'), None)
         PIL.Image.fromarray(render(g_small, ws)[0]).save(targets / name)
     (targets / 'notes.txt').write_text('not an image')
     common = ['--num-steps=2', '--loss=pixel', '--no-save-video', '--w-plus', f'--network={snapshot}']

@@ -9,7 +9,7 @@ listed in docs/architecture.md): the object is reduced to
 `meta = dict(type='class', version=6, module_src=..., class_name=..., state=...)`.
 
 This is not how snapshots are loaded here. The contract of a snapshot is its constructor
-kwargs and state dict: training/safe_load.py reads those without running the embedded
+kwargs and state dict: snapshot_io/safe_load.py reads those without running the embedded
 source and builds the classes of this codebase. Plain unpickling (`--trust-pickle`)
 executes the embedded source in a private module (one per distinct source; what it
 imports, e.g. `training.layers`, is imported the ordinary way), so it runs whatever the file contains: use it

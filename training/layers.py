@@ -4,7 +4,7 @@ Parameters are stored unscaled and multiplied by a constant gain at run time
 ("equalized learning rate"), so the state-dict values match the published snapshots.
 
 What a snapshot promises is the constructor kwargs and the state dict: the safe loader
-(training/safe_load.py) rebuilds these classes from them. The `persistent_class` decorator
+(snapshot_io/safe_load.py) rebuilds these classes from them. The `persistent_class` decorator
 only keeps the published pickle layout (and the embedded source that `--trust-pickle` runs).
 """
 

@@ -27,7 +27,7 @@ from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
 from training import compilation, ema, optimizer_options
 from training import run_dirs, snapshot
-from training.tools import save_image_grid
+from training.images import save_image_grid
 from training.augment import AdaController
 
 #----------------------------------------------------------------------------
@@ -272,7 +272,7 @@ def _set_backends(device, cudnn_benchmark, allow_tf32):
     conv2d_gradfix.enabled = True # Faster; supports R1's double backward.
 
 def _load_snapshot(resume_pkl):
-    from training import safe_load # The one reader of .pkl files (no code from the file runs).
+    from snapshot_io import safe_load # The one reader of .pkl files (no code from the file runs).
     distributed.print0(f'Resuming from "{resume_pkl}"')
     return safe_load.open_snapshot(resume_pkl)
 

@@ -1,13 +1,14 @@
 """Click glue shared by the command-line tools: the common options and the one place where
-the ordinary exceptions of training/tools.py and the safe loader (safe_load.LoadError, for
-every way a snapshot fails to open) become click errors (one line, no traceback). The tools'
-logic lives in training/tools.py."""
+the ordinary exceptions of the tools' helpers (tools/arguments.py, tools/rendering.py) and the
+safe loader (safe_load.LoadError, for every way a snapshot fails to open) become click errors
+(one line, no traceback). The tools' logic lives in those modules."""
 
 import contextlib
 
 import click
 
-from training import safe_load, tools
+from snapshot_io import safe_load
+from tools import arguments, rendering
 
 #----------------------------------------------------------------------------
 # Turning library errors into click errors.
@@ -46,7 +47,7 @@ def parse_range(ctx, param, value):
     if value is None:
         return None
     with input_errors(param.opts[0]):
-        values = tools.parse_range(value, MAX_RANGE_VALUES)
+        values = arguments.parse_range(value, MAX_RANGE_VALUES)
     if any(v < 0 for v in values):
         raise click.BadParameter(f'values must be >= 0, got {value}')
     return values
@@ -56,7 +57,7 @@ def parse_device(ctx, param, value):
     """torch.device of --device (default: CUDA when present, else the CPU)."""
     del ctx
     with input_errors(param.opts[0]):
-        return tools.default_device(value)
+        return arguments.default_device(value)
 
 #----------------------------------------------------------------------------
 # Steps every tool takes.
@@ -71,7 +72,7 @@ def load_network(network, device, trust=False):
 def make_labels(G, class_idx, num, device):
     """Label batch [num, c_dim] for --class."""
     with input_errors('--class'):
-        return tools.make_labels(G, class_idx, num, device)
+        return rendering.make_labels(G, class_idx, num, device)
 
 #----------------------------------------------------------------------------
 # Options shared by the tools.

@@ -3,7 +3,7 @@
 A snapshot `.pkl` normally executes the Python source embedded in it (that is how
 `torch_utils.persistence` rebuilds its objects), so a downloaded snapshot could run anything.
 `load_network_pkl` therefore reads it with the loader's own pickle reader by default
-(`training.safe_pickle`: tensors, plain data and records of each persistent object's class
+(`snapshot_io.safe_pickle`: tensors, plain data and records of each persistent object's class
 name, constructor arguments and tensors, WITHOUT executing its source). This module checks
 those records as plain data, checks the constructor arguments against the stored tensors
 (loop counts first, then every shape on the meta device), and only then constructs the
@@ -35,9 +35,10 @@ import torch
 
 import dnnlib
 from dnnlib.util import atomic_write
-from training import model_zoo, precision
+from snapshot_io import model_zoo
+from training import precision
 from training.dataset import DATASET_CLASS
-from training.safe_pickle import NETWORK_DTYPES, TRUST_HINT, LoadError, Record, Unread, quoted, unpickle
+from snapshot_io.safe_pickle import NETWORK_DTYPES, TRUST_HINT, LoadError, Record, Unread, quoted, unpickle
 
 #----------------------------------------------------------------------------
 # Limits: every bound on the work a file can cause, with its default. Raise one for a single
@@ -629,7 +630,7 @@ def load_network_pkl(f, force_fp16=False, trust=False, **limits):
 
 
 def open_snapshot(network, trust=False, force_fp16=False, verbose=True):
-    """The snapshot at `network` (path, URL or model name of training/model_zoo.py), read by
+    """The snapshot at `network` (path, URL or model name of snapshot_io/model_zoo.py), read by
     load_network_pkl: how every tool opens one. Anything that keeps it from loading (no such
     file or model, a broken model list, a failed download, a rejected file) raises LoadError
     with a one-line message that names `network`."""

@@ -1,6 +1,6 @@
 """Published snapshots by name: `--network=styleformer-cifar10` in every tool that reads one.
 
-The names are listed in training/models.json (docs/models.md shows the same list; a test keeps
+The names are listed in snapshot_io/models.json (docs/models.md shows the same list; a test keeps
 the two equal). Every tool opens its snapshot through `open_network` (by way of
 `safe_load.open_snapshot`): paths and URLs go straight to `dnnlib.util.open_url`, and a model
 name becomes its URL there, so the download is cached (under $DNNLIB_CACHE_DIR, default
@@ -40,7 +40,7 @@ def model_list_path():
 
 def load_models(path=None):
     """name -> entry (a dict with at least name and url) of the model list at `path`
-    (default: the file named by $STYLEFORMER_MODEL_LIST, else training/models.json)."""
+    (default: the file named by $STYLEFORMER_MODEL_LIST, else snapshot_io/models.json)."""
     path = path or model_list_path()
     try:
         with open(path, encoding='utf-8') as f:
@@ -51,7 +51,7 @@ def load_models(path=None):
     if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get('name'), str)
             and isinstance(e.get('url'), str) for e in entries):
         raise ModelListError(f'The model list {path} must be {{"models": [{{"name": ..., "url": ..., "sha256": ...}}, ...]}}; '
-            f'see training/models.json.')
+            f'see snapshot_io/models.json.')
     return {entry['name']: entry for entry in entries}
 
 
