@@ -472,7 +472,7 @@ def test_numpy_arrays_are_skipped_as_attributes_and_refused_as_data(tmp_path, g_
         load(dumps(dict(G_ema=g_small, options=dict(table=np.zeros(3)))), tmp_path, 'options.pkl')
 
 #----------------------------------------------------------------------------
-# Round 2 (issue 20), one group per class.
+# Round 2: a second review of the reader and the loader, one group per class of hole.
 # 1. Every byte of every tensor comes from the file.
 
 def legacy_storage(payload, numel=None, storage_type='FloatStorage', keys=('k',), count=None, little_endian=True):
