@@ -107,6 +107,8 @@ def test_environment_yml_mentions_no_deps_packages():
 #----------------------------------------------------------------------------
 # docs/architecture.md on what published code needs to unpickle our snapshots.
 
+OUR_PACKAGES = ('dnnlib', 'torch_utils', 'training', 'metrics', 'snapshot_io', 'tools', 'explorer_app')
+
 # Modules of these packages in the published StyleGAN2-ADA PyTorch and Styleformer code.
 PUBLISHED_MODULES = {'dnnlib', 'dnnlib.util', 'torch_utils', 'torch_utils.custom_ops', 'torch_utils.misc',
     'torch_utils.persistence', 'torch_utils.training_stats', 'torch_utils.ops', 'torch_utils.ops.bias_act',
@@ -135,7 +137,7 @@ def _imported_modules(path):
             for alias in node.names:  # `from training import precision` imports a module, `from training.layers import X` a name.
                 submodule = f'{node.module}.{alias.name}'
                 imported.add(submodule if _is_module(submodule) else node.module)
-    return {name for name in imported if name.split('.')[0] in ('dnnlib', 'torch_utils', 'training', 'metrics')}
+    return {name for name in imported if name.split('.')[0] in OUR_PACKAGES}
 
 
 def _is_module(name):
