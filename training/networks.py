@@ -1,7 +1,9 @@
 """StyleGAN2's convolutional generator, so that StyleGAN2-ADA PyTorch snapshots load here.
 
 Class names, constructor arguments and state-dict names follow the published StyleGAN2-ADA
-`training/networks.py`, which is also the module name its snapshots record. The
+`training/networks.py`. The module keeps that name, though it holds StyleGAN2's networks only:
+StyleGAN2-ADA's training options record it (`training.networks.Generator`) and
+Styleformer-C's embedded source imports it (docs/architecture.md, "Frozen import paths"). The
 discriminator and the layers shared with Styleformer live in their own modules and are
 re-exported from here, so `training.networks.Discriminator` is the same class as
 `training.networks_Discriminator.Discriminator`.
