@@ -14,7 +14,7 @@ import dataset_tool
 import dnnlib
 import legacy
 import train
-from training import presets, snapshot
+from training import presets, snapshot, train_options
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,7 +29,7 @@ def scenes(tmp_path_factory):
 
 
 def options(data, **kwargs):
-    return train.setup_training_options(data=data, metrics=[], **kwargs)[1]
+    return train_options.setup_training_options(data=data, metrics=[], **kwargs)[1]
 
 #----------------------------------------------------------------------------
 

@@ -19,11 +19,13 @@ import copy
 import json
 import os
 import pickle
+from typing import NamedTuple
 
 import torch
 
 from dnnlib.util import atomic_write
 from torch_utils import misc
+from training import safe_load
 from training.compile import clear_compile_marks
 from training.run_dirs import network_snapshot_path, training_state_path_for
 
@@ -59,10 +61,29 @@ def load_training_state(pkl_path):
         return None
     return torch.load(training_state_path_for(pkl_path), map_location="cpu", weights_only=True)
 
+class ResumeSnapshot(NamedTuple):
+    """A snapshot to resume from, read once (train.py): where it came from, its loaded dict
+    (safe_load.open_snapshot) and the training state beside it (None when there is none)."""
+    path: str
+    data: dict
+    state: dict | None
+
+def read_resume_snapshot(path):
+    """The snapshot at `path` (path, URL or model name) with its training state. Raises
+    safe_load.LoadError for the snapshot, ResumeError for a training state that cannot be read."""
+    data = safe_load.open_snapshot(path)
+    try:
+        state = load_training_state(path) if os.path.isfile(path) else None
+    except Exception as err:  # torch.load fails in many ways on a damaged file. pylint: disable=broad-exception-caught
+        raise ResumeError(f'cannot read {training_state_path_for(path)} ({err}); '
+            'move it away to resume with fresh optimizers and counters') from err
+    return ResumeSnapshot(path, data, state)
+
 #----------------------------------------------------------------------------
 
 class ResumeError(ValueError):
-    """A snapshot does not fit the networks being trained; the message says what differs."""
+    """A snapshot cannot be resumed from: its training state cannot be read, or it does not fit
+    the networks being trained; the message says what is wrong."""
 
 
 class TrainingState:
@@ -117,17 +138,16 @@ class Checkpoint:
         """Where save() writes the network pickle (the same on every rank)."""
         return network_snapshot_path(self.run_dir, self.state.cur_nimg // 1000)
 
-    def restore(self, resume_data, pkl_path, partial=False):
-        """Load the networks of `resume_data` (a loaded snapshot) and, when found beside
-        `pkl_path`, the training state. Every tensor must match unless `partial`; then only the
-        matching ones are copied (and the training state is not used). Returns (exact resume?,
-        descriptions of what was not loaded)."""
-        skipped = check_resume_fits(resume_data, self.modules, partial)
+    def restore(self, resume, partial=False):
+        """Load the networks of `resume` (a ResumeSnapshot) and its training state, if any.
+        Every tensor must match unless `partial`; then only the matching ones are copied (and the
+        training state is not used). Returns (exact resume?, descriptions of what was not loaded)."""
+        skipped = check_resume_fits(resume.data, self.modules, partial)
         for name in ['G', 'D', 'G_ema']:
-            if resume_data.get(name) is not None:
-                load_matching_tensors(resume_data[name], self.modules[name])
+            if resume.data.get(name) is not None:
+                load_matching_tensors(resume.data[name], self.modules[name])
         # After a partial load the saved optimizer states belong to other networks: start afresh.
-        state = load_training_state(pkl_path) if not skipped and os.path.isfile(pkl_path) else None
+        state = resume.state if not skipped else None
         if state is not None:
             self.state.load_state_dict(state)
         return state is not None, skipped
