@@ -312,7 +312,8 @@ def test_checkpoint_saves_and_restores_the_whole_state(tmp_path):
 
     restored = _checkpoint(tmp_path, num_layers=2, seed=2)
     with open(pkl, 'rb') as f:  # Plain modules: pickle stands in for the safe loader of read_resume_snapshot.
-        exact, skipped = restored.restore(snapshot.ResumeSnapshot(pkl, pickle.load(f), snapshot.load_training_state(pkl)))
+        resume = snapshot.ResumeSnapshot(pkl, pickle.load(f), snapshot.load_training_state(pkl))
+    exact, skipped = restored.restore(resume)
     assert exact and skipped == []
     assert (restored.state.cur_nimg, restored.state.cur_tick, restored.state.tick_start_nimg, restored.state.batch_idx) == (4000, 3, 3000, 250)
     assert float(restored.state.loss.pl_mean) == 1.0
@@ -320,6 +321,10 @@ def test_checkpoint_saves_and_restores_the_whole_state(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(moments(saved), moments(restored))) and len(moments(restored)) == 4
     for name in ['G', 'D', 'G_ema']:
         assert max_param_diff(saved.modules[name], restored.modules[name]) == 0
+    # Training goes on in tensors of its own: the snapshot read once may be shared by several ranks.
+    restored.modules['G'](torch.ones(1, 3)).sum().backward()
+    restored.state.optimizers['G'].step()
+    assert all(torch.equal(a, b) for a, b in zip(moments(saved), [s['exp_avg'] for s in resume.state['optimizers']['G']['state'].values()]))
     # The file keeps its published layout: plain keys, readable with weights_only.
     assert set(snapshot.load_training_state(pkl)) == {'optimizers', 'loss', 'ada', 'cur_nimg', 'cur_tick', 'tick_start_nimg', 'batch_idx'}
 

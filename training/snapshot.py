@@ -149,7 +149,9 @@ class Checkpoint:
         # After a partial load the saved optimizer states belong to other networks: start afresh.
         state = resume.state if not skipped else None
         if state is not None:
-            self.state.load_state_dict(state)
+            # A copy: ranks spawned by --gpus share the tensors of the snapshot read once, and the
+            # optimizers update the tensors they load in place.
+            self.state.load_state_dict(copy.deepcopy(state))
         return state is not None, skipped
 
 
