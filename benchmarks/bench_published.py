@@ -70,7 +70,7 @@ def _patch_published(device):
 def _training_args(side, config, data, batch):
     options = dict(CONFIGS[config], data=data, batch=batch, aug='noaug', metrics=[], workers=1, seed=0)
     if side == 'ours':
-        from train import setup_training_options
+        from tools.train_options import setup_training_options
         _desc, args = setup_training_options(**options)
         return args
     from train import setup_training_loop_kwargs # pylint: disable=import-error

@@ -21,7 +21,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 import dnnlib  # noqa: E402
-from train import setup_training_options  # noqa: E402
+from tools.train_options import setup_training_options  # noqa: E402
 
 # Generators of similar size for 64x64 (z and w 64, two mapping layers: the tiny preset's).
 MODELS = {

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from train import setup_training_options  # noqa: E402
+from tools.train_options import setup_training_options  # noqa: E402
 
 # Dataset shape per configuration: (channels, resolution).
 CONFIG_DATA = {

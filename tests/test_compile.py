@@ -184,7 +184,8 @@ def small_zip(tmp_path_factory):
     return make_fashion_zip(tmp_path_factory, 64)
 
 def _run(data, run_dir, kimg, resume=None):
-    from train import setup_training_options
+    from snapshot_io.resume import read_resume_snapshot
+    from tools.train_options import setup_training_options
     from training.training_loop import training_loop
     _desc, args = setup_training_options(data=data, cfg='tiny', metrics=[], workers=0, seed=0, batch=4, aug='noaug',
         g_dict=['16', '16', '16'], torch_compile='on')
@@ -192,7 +193,7 @@ def _run(data, run_dir, kimg, resume=None):
     args.image_snapshot_ticks, args.network_snapshot_ticks = None, 1
     os.makedirs(run_dir)
     torch._dynamo.reset() # pylint: disable=protected-access # Each run compiles its own networks (as a new process would).
-    return training_loop(run_dir=run_dir, resume_pkl=resume, **args)
+    return training_loop(run_dir=run_dir, resume_pkl=resume, resume_snapshot=read_resume_snapshot(resume) if resume else None, **args)
 
 @needs_backend
 @pytest.mark.slow

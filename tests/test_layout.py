@@ -116,11 +116,7 @@ def _package_files(package):
         yield from (os.path.join(folder, name) for name in sorted(files) if name.endswith('.py'))
 
 
-@pytest.mark.parametrize('package', [
-    *[p for p in ALLOWED if p != 'training'],
-    pytest.param('training', marks=pytest.mark.xfail(strict=True, reason='training_loop.py still opens the --resume '
-        'snapshot through snapshot_io (a lazy import); train.py is taking that over. Remove this mark when it has.')),
-])
+@pytest.mark.parametrize('package', list(ALLOWED))
 def test_packages_import_only_the_packages_above_them(package):
     wrong = {os.path.relpath(path, REPO_ROOT): sorted(name for name in _imported_modules(path) if name.split('.')[0] not in ALLOWED[package])
              for path in _package_files(package)}

@@ -18,6 +18,7 @@ import dnnlib
 import train
 from fashion_helpers import make_fashion_zip
 from torch_utils import distributed
+from tools import train_options
 from training import run_dirs
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -122,12 +123,15 @@ def dry_run(*args):
     return result, options
 
 def write_networks(pkl, data, **options):
-    """A real snapshot at `pkl` of the networks train.py builds for `options` (read by --resume)."""
-    _desc, args = train.setup_training_options(data=data, cfg='tiny', metrics=[], **options)
+    """A real snapshot at `pkl` of the networks train.py builds for `options`, with an (empty)
+    training state beside it: --resume reads both."""
+    import torch
+    _desc, args = train_options.setup_training_options(data=data, cfg='tiny', metrics=[], **options)
     common = dict(c_dim=0, img_resolution=32, img_channels=1)
     G, D = [dnnlib.util.construct_class_by_name(**args[key], **common) for key in ['G_kwargs', 'D_kwargs']]
     with open(pkl, 'wb') as f:
         pickle.dump(dict(G=G, D=D, G_ema=G, augment_pipe=None, training_set_kwargs=None), f)
+    torch.save({}, run_dirs.training_state_path_for(pkl))
 
 def test_resume_latest_and_keep_options(fashion_zip, tmp_path):
     outdir = tmp_path / 'runs'
@@ -204,7 +208,7 @@ def test_rank_0_picks_the_run_dir_for_all_ranks(fashion_zip, tmp_path):
 def test_training_loop_prunes_after_each_snapshot(fashion_zip, tmp_path):
     import torch
     from training.training_loop import training_loop
-    _desc, args = train.setup_training_options(data=fashion_zip, cfg='tiny', metrics=[], workers=0, seed=0, batch=4, aug='noaug', keep=1)
+    _desc, args = train_options.setup_training_options(data=fashion_zip, cfg='tiny', metrics=[], workers=0, seed=0, batch=4, aug='noaug', keep=1)
     args.total_kimg, args.kimg_per_tick = 0.004, 1
     args.image_snapshot_ticks, args.network_snapshot_ticks = None, 1
     # Older snapshots of higher kimg (this run writes kimg 0), one of them marked: the one just

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 import train
 from fashion_helpers import make_fashion_zip
+from tools import train_options
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,7 +73,7 @@ def _write(path, data):
 # Published commands and presets (dry runs: options only).
 
 def dry_run_options(args):
-    desc, options = train.setup_training_options(**args)
+    desc, options = train_options.setup_training_options(**args)
     return desc, options
 
 def test_published_readme_command_runs_unchanged(fashion_zip, tmp_path):
@@ -148,17 +149,30 @@ def test_resume_that_does_not_fit_stops_before_the_run_directory(fashion_zip, tm
     assert result.exit_code == 0, result.output
     assert not outdir.exists()
 
+def test_resume_with_unreadable_training_state_stops_before_the_run_directory(fashion_zip, tmp_path):
+    from training import run_dirs
+    pkl = _write_snapshot(fashion_zip, tmp_path, g_dict=['32', '16', '8'])
+    with open(run_dirs.training_state_path_for(pkl), 'wb') as f:
+        f.write(b'PK\x03\x04 cut short')  # A damaged file (torch.save writes zip archives).
+    outdir = tmp_path / 'runs'
+    result = invoke([f'--outdir={outdir}', f'--data={fashion_zip}', '--cfg=tiny', '--metrics=none', f'--resume={pkl}'])
+    assert result.exit_code == 2, result.output
+    assert result.output.count('Error:') == 1 and 'Traceback' not in result.output
+    assert f'--resume: cannot read {run_dirs.training_state_path_for(pkl)}' in result.output
+    assert not outdir.exists()
+
 @pytest.mark.parametrize('shape', [[], ['--g_dict=32,16,8']], ids=['own-architecture', 'same-shape-options'])
 def test_resume_that_fits_starts(fashion_zip, tmp_path, monkeypatch, shape):
     pkl = _write_snapshot(fashion_zip, tmp_path, g_dict=['32', '16', '8'])
     launched = []
-    monkeypatch.setattr(train.distributed, 'launch', lambda fn, args, num_gpus: launched.append(args[0]))
+    monkeypatch.setattr(train.distributed, 'launch', lambda fn, args, num_gpus: launched.append(args))
     outdir = tmp_path / 'runs'
     result = invoke([f'--outdir={outdir}', f'--data={fashion_zip}', '--cfg=tiny', '--metrics=none', f'--resume={pkl}', *shape])
     assert result.exit_code == 0, result.output
-    assert len(launched) == 1 and launched[0].resume_pkl == pkl
-    assert launched[0].G_kwargs.synthesis_kwargs.G_dict == [32, 16, 8]
-    assert os.path.isfile(os.path.join(launched[0].run_dir, 'training_options.json'))
+    ((options, resume),) = launched
+    assert options.resume_pkl == resume.path == pkl and resume.data['G'] is not None  # Read once, handed to the ranks.
+    assert options.G_kwargs.synthesis_kwargs.G_dict == [32, 16, 8]
+    assert os.path.isfile(os.path.join(options.run_dir, 'training_options.json'))
 
 def test_misspelt_option_is_an_error(fashion_zip):
     with pytest.raises(TypeError, match='unknown option.s. gamam; valid: accumulation, allow_tf32, aug'):
@@ -170,6 +184,24 @@ def test_generator_options_are_recorded_once_and_as_published(fashion_zip):
     assert synthesis.channel_base == options.D_kwargs.channel_base == 32768 and synthesis.channel_max == 512
     for recorded_once in ['G_dict', 'num_layers', 'depth', 'minimum_head', 'linformer']:
         assert recorded_once not in options  # Only in G_kwargs.synthesis_kwargs.
+
+def test_options_resolve_without_files():
+    # resolve() takes facts, not files: no dataset or snapshot on disk is needed.
+    opts, given = train_options.option_values(data='/no/such/cars.zip', cfg='tiny', batch=8)
+    desc, options = train_options.resolve(opts, given, train_options.DatasetFacts('cars32', 32, 100, has_labels=False), num_gpus=2)
+    assert desc == 'cars32-tiny-batch8' and options.batch_size == 8 and options.batch_gpu == 4 and options.num_gpus == 2
+    assert options.training_set_kwargs.max_size == 100 and options.D_kwargs.epilogue_kwargs.mbstd_group_size == 4
+    assert options.metrics == [] and options.ada_target == 0.6 and options.augment_kwargs.xflip == 1  # The defaults: none for tiny, ADA, bgc.
+
+def test_a_default_given_explicitly_counts_as_given(fashion_zip):
+    # Given on the command line, a value equal to its default still names the run and is checked.
+    assert dry_run_options(dict(data=fashion_zip, cfg='tiny'))[0] == 'fashion32-tiny'
+    desc, options = dry_run_options(dict(data=fashion_zip, cfg='tiny', target=0.6, augpipe='bgc', metrics=['fid50k_full']))
+    assert desc == 'fashion32-tiny-target0.6-bgc' and options.metrics == ['fid50k_full']
+    with pytest.raises(train_options.UserError, match='--target can only be given with --aug=ada'):
+        dry_run_options(dict(data=fashion_zip, aug='noaug', target=0.6))
+    result = invoke(['--outdir=.', f'--data={fashion_zip}', '--cfg=tiny', '--metrics=fid50k_full', '--target=0.6', '--dry-run'])
+    assert result.exit_code == 0 and '"fid50k_full"' in result.output and 'fashion32-tiny-target0.6' in result.output, result.output
 
 def test_start_resolution_and_stage_count():
     from training import presets
@@ -225,7 +257,7 @@ def test_metric_defaults(fashion_zip):
 ])
 def test_cpu_precision_notes(fashion_zip, monkeypatch, capsys, fast_bf16, options, note):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    monkeypatch.setattr(train.precision, 'cpu_has_fast_bfloat16', lambda: fast_bf16)
+    monkeypatch.setattr(train_options.precision, 'cpu_has_fast_bfloat16', lambda: fast_bf16)
     dry_run_options(dict(data=fashion_zip, cfg='tiny', **options))
     notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith('Note: this CPU')]
     if note is None:

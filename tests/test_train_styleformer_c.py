@@ -14,6 +14,7 @@ import dataset_tool
 import dnnlib
 import legacy
 import train
+from tools import train_options
 from training import presets, snapshot
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,7 +30,7 @@ def scenes(tmp_path_factory):
 
 
 def options(data, **kwargs):
-    return train.setup_training_options(data=data, metrics=[], **kwargs)[1]
+    return train_options.setup_training_options(data=data, metrics=[], **kwargs)[1]
 
 #----------------------------------------------------------------------------
 

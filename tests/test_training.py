@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 import dnnlib
 import legacy
+from snapshot_io.resume import read_resume_snapshot
 from training import run_dirs, snapshot
 from fashion_helpers import make_fashion_zip
 
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.usefixtures('one_thread') # conftest.py
 
 def tiny_options(data, **overrides):
     """Training-loop kwargs of the tiny preset, built by train.py's option code."""
-    from train import setup_training_options
+    from tools.train_options import setup_training_options
     kwargs = dict(data=data, cfg='tiny', metrics=[], workers=0, seed=0)
     kwargs.update(overrides)
     _desc, args = setup_training_options(**kwargs)
@@ -312,8 +313,9 @@ def test_checkpoint_saves_and_restores_the_whole_state(tmp_path):
     assert pkl == saved.path() == str(tmp_path / 'network-snapshot-000004.pkl')
 
     restored = _checkpoint(tmp_path, num_layers=2, seed=2)
-    with open(pkl, 'rb') as f:
-        exact, skipped = restored.restore(pickle.load(f), pkl)
+    with open(pkl, 'rb') as f:  # Plain modules: pickle stands in for the safe loader of read_resume_snapshot.
+        resume = snapshot.ResumeSnapshot(pkl, pickle.load(f), snapshot.load_training_state(pkl))
+    exact, skipped = restored.restore(resume)
     assert exact and skipped == []
     assert (restored.state.cur_nimg, restored.state.cur_tick, restored.state.tick_start_nimg, restored.state.batch_idx) == (4000, 3, 3000, 250)
     assert float(restored.state.loss.pl_mean) == 1.0
@@ -321,6 +323,10 @@ def test_checkpoint_saves_and_restores_the_whole_state(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(moments(saved), moments(restored))) and len(moments(restored)) == 4
     for name in ['G', 'D', 'G_ema']:
         assert max_param_diff(saved.modules[name], restored.modules[name]) == 0
+    # Training goes on in tensors of its own: the snapshot read once may be shared by several ranks.
+    restored.modules['G'](torch.ones(1, 3)).sum().backward()
+    restored.state.optimizers['G'].step()
+    assert all(torch.equal(a, b) for a, b in zip(moments(saved), [s['exp_avg'] for s in resume.state['optimizers']['G']['state'].values()]))
     # The file keeps its published layout: plain keys, readable with weights_only.
     assert set(snapshot.load_training_state(pkl)) == {'optimizers', 'loss', 'ada', 'cur_nimg', 'cur_tick', 'tick_start_nimg', 'batch_idx'}
 
@@ -329,14 +335,14 @@ def test_resume_refuses_a_snapshot_that_does_not_fit(tmp_path):
     small = _checkpoint(tmp_path, num_layers=2, seed=1)
     pkl = small.save()
     with open(pkl, 'rb') as f:
-        data = pickle.load(f)
+        resume = snapshot.ResumeSnapshot(pkl, pickle.load(f), snapshot.load_training_state(pkl))
     big = _checkpoint(tmp_path, num_layers=3, seed=2)
     before = copy.deepcopy(big.modules['G'])
     with pytest.raises(snapshot.ResumeError, match=r'6 tensors differ, e\.g\. G: 2\.weight is not in the snapshot.*--resume-partial'):
-        big.restore(data, pkl)
+        big.restore(resume)
     assert max_param_diff(big.modules['G'], before) == 0  # Nothing was half-loaded.
 
-    exact, skipped = big.restore(data, pkl, partial=True)
+    exact, skipped = big.restore(resume, partial=True)
     assert not exact  # Optimizer states of other networks do not fit: fresh ones.
     assert skipped == [f'{name}: 2.{p} is not in the snapshot' for name in ['G', 'D', 'G_ema'] for p in ['weight', 'bias']]
     assert torch.equal(big.modules['G'][1].weight, small.modules['G'][1].weight)
@@ -353,6 +359,8 @@ def test_misspelt_training_option_is_an_error(fashion_zip, tmp_path):
     args = tiny_options(fashion_zip)
     with pytest.raises(TypeError, match="unexpected keyword argument 'totl_kimg'"):
         training_loop(run_dir=str(tmp_path), totl_kimg=1, **args)
+    with pytest.raises(ValueError, match='resume_pkl and resume_snapshot go together'):  # The loop reads no snapshot itself.
+        training_loop(run_dir=str(tmp_path), resume_pkl='network-snapshot-000000.pkl', **args)
     assert os.listdir(tmp_path) == []  # Nothing started, nothing recorded.
 
 @pytest.mark.slow
@@ -365,9 +373,10 @@ def test_resume_with_other_shape_stops_unless_partial(fashion_zip, tmp_path, cap
     args.G_kwargs.mapping_kwargs.num_layers = 4  # The tiny preset has 2.
     resumed_dir = tmp_path / 'resumed'
     resumed_dir.mkdir()
+    resume = read_resume_snapshot(pkl)
     with pytest.raises(snapshot.ResumeError, match='G: mapping.fc2.weight is not in the snapshot'):
-        training_loop(run_dir=str(resumed_dir), resume_pkl=pkl, **args)
-    training_loop(run_dir=str(resumed_dir), resume_pkl=pkl, resume_partial=True, **args)
+        training_loop(run_dir=str(resumed_dir), resume_pkl=pkl, resume_snapshot=resume, **args)
+    training_loop(run_dir=str(resumed_dir), resume_pkl=pkl, resume_snapshot=resume, resume_partial=True, **args)
     out = capsys.readouterr().out
     assert 'Not loaded: G_ema: mapping.fc3.bias is not in the snapshot' in out and 'Partial load: 8 tensors not loaded' in out
 
@@ -409,7 +418,9 @@ def test_snapshot_without_training_state_starts_fresh(fashion_zip, tmp_path, cap
     resumed_dir = tmp_path / 'resumed'
     resumed_dir.mkdir()
     args.total_kimg = 0.008
-    training_loop(run_dir=str(resumed_dir), resume_pkl=pkl, **args)
+    resume = read_resume_snapshot(pkl)
+    os.remove(pkl)  # The loop works from what was read (train.py reads it once, before the run directory exists).
+    training_loop(run_dir=str(resumed_dir), resume_pkl=pkl, resume_snapshot=resume, **args)
     assert 'No training state beside the snapshot: fresh optimizers' in capsys.readouterr().out
     import json
     with open(resumed_dir / 'stats.jsonl') as f:

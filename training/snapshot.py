@@ -19,6 +19,7 @@ import copy
 import json
 import os
 import pickle
+from typing import NamedTuple
 
 import torch
 
@@ -59,10 +60,18 @@ def load_training_state(pkl_path):
         return None
     return torch.load(training_state_path_for(pkl_path), map_location="cpu", weights_only=True)
 
+class ResumeSnapshot(NamedTuple):
+    """A snapshot to resume from, read once (train.py): where it came from, its loaded dict
+    (snapshot_io.resume.read_resume_snapshot) and the training state beside it (None when there is none)."""
+    path: str
+    data: dict
+    state: dict | None
+
 #----------------------------------------------------------------------------
 
 class ResumeError(ValueError):
-    """A snapshot does not fit the networks being trained; the message says what differs."""
+    """A snapshot cannot be resumed from: its training state cannot be read, or it does not fit
+    the networks being trained; the message says what is wrong."""
 
 
 class TrainingState:
@@ -117,19 +126,20 @@ class Checkpoint:
         """Where save() writes the network pickle (the same on every rank)."""
         return network_snapshot_path(self.run_dir, self.state.cur_nimg // 1000)
 
-    def restore(self, resume_data, pkl_path, partial=False):
-        """Load the networks of `resume_data` (a loaded snapshot) and, when found beside
-        `pkl_path`, the training state. Every tensor must match unless `partial`; then only the
-        matching ones are copied (and the training state is not used). Returns (exact resume?,
-        descriptions of what was not loaded)."""
-        skipped = check_resume_fits(resume_data, self.modules, partial)
+    def restore(self, resume, partial=False):
+        """Load the networks of `resume` (a ResumeSnapshot) and its training state, if any.
+        Every tensor must match unless `partial`; then only the matching ones are copied (and the
+        training state is not used). Returns (exact resume?, descriptions of what was not loaded)."""
+        skipped = check_resume_fits(resume.data, self.modules, partial)
         for name in ['G', 'D', 'G_ema']:
-            if resume_data.get(name) is not None:
-                load_matching_tensors(resume_data[name], self.modules[name])
+            if resume.data.get(name) is not None:
+                load_matching_tensors(resume.data[name], self.modules[name])
         # After a partial load the saved optimizer states belong to other networks: start afresh.
-        state = load_training_state(pkl_path) if not skipped and os.path.isfile(pkl_path) else None
+        state = resume.state if not skipped else None
         if state is not None:
-            self.state.load_state_dict(state)
+            # A copy: ranks spawned by --gpus share the tensors of the snapshot read once, and the
+            # optimizers update the tensors they load in place.
+            self.state.load_state_dict(copy.deepcopy(state))
         return state is not None, skipped
 
 

@@ -144,7 +144,8 @@ def training_loop(
     kimg_per_tick           = 4,        # Progress line interval.
     image_snapshot_ticks    = 50,       # Ticks between image grids; None = no grids at all.
     network_snapshot_ticks  = 50,       # Ticks between network snapshots; None = never.
-    resume_pkl              = None,     # Network pickle to start from (exact resume when its state file is beside it).
+    resume_pkl              = None,     # Network pickle to start from (recorded, never pruned; exact resume with its state file).
+    resume_snapshot         = None,     # resume_pkl as read by snapshot_io.resume.read_resume_snapshot: the loop opens no file to resume.
     keep_snapshots          = None,     # Keep only the newest N network snapshots (and marked ones); None = all.
     resume_partial          = False,    # Load only the tensors of resume_pkl that fit (fine-tuning); else all must.
     cudnn_benchmark         = True,     # torch.backends.cudnn.benchmark.
@@ -153,15 +154,18 @@ def training_loop(
     abort_fn                = None,     # Called once per tick; True stops training (same on all ranks).
     progress_fn             = None,     # Called with (cur_kimg, total_kimg) once per tick.
 ):
-    # Recorded in snapshots as `training_options` (the callbacks are not options).
-    training_options = {k: v for k, v in locals().items() if k not in ('abort_fn', 'progress_fn')}
+    # Recorded in snapshots as `training_options` (the callbacks and the loaded snapshot are not options).
+    training_options = {k: v for k, v in locals().items() if k not in ('abort_fn', 'progress_fn', 'resume_snapshot')}
+    if resume_pkl != (resume_snapshot.path if resume_snapshot is not None else None):
+        raise ValueError('resume_pkl and resume_snapshot go together: resume_snapshot=snapshot_io.resume.read_resume_snapshot(resume_pkl)')
     timer = _TickTimer()
     rank, world, device = distributed.get_rank(), distributed.get_world_size(), distributed.device()
     num_rounds = _rounds_per_iteration(num_gpus, batch_size, batch_gpu)
     rounds_divisor = {'sum': 1, 'mean': num_rounds}[round_gradients]
     _set_backends(device, cudnn_benchmark, allow_tf32)
 
-    resume_data = _load_snapshot(resume_pkl) if resume_pkl is not None else None
+    if resume_snapshot is not None:
+        distributed.print0(f'Resuming from "{resume_pkl}"')
     training_set = _open_training_set(training_set_kwargs)
     G, D, G_ema = _construct_networks(training_set, G_kwargs, D_kwargs, random_seed, device)
     augment_pipe, ada = _setup_augmentation(augment_kwargs, augment_p, ada_target, ada_interval, ada_kimg, batch_size, device)
@@ -171,8 +175,8 @@ def training_loop(
     phases, optimizers = _setup_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval, device)
     state = snapshot.TrainingState(optimizers=optimizers, loss=loss, ada=ada)
     checkpoint = snapshot.Checkpoint(run_dir, state, dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe), training_set_kwargs, training_options)
-    if resume_data is not None:
-        _restore(checkpoint, resume_data, resume_pkl, resume_partial)
+    if resume_snapshot is not None:
+        _restore(checkpoint, resume_snapshot, resume_partial)
     for module in [G, D, G_ema, augment_pipe]:
         distributed.broadcast_module(module)
     if rank == 0:
@@ -271,11 +275,6 @@ def _set_backends(device, cudnn_benchmark, allow_tf32):
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow_tf32
     conv2d_gradfix.enabled = True # Faster; supports R1's double backward.
 
-def _load_snapshot(resume_pkl):
-    from snapshot_io import safe_load # The one reader of .pkl files (no code from the file runs).
-    distributed.print0(f'Resuming from "{resume_pkl}"')
-    return safe_load.open_snapshot(resume_pkl)
-
 def _open_training_set(training_set_kwargs):
     distributed.print0('Loading training set...')
     training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
@@ -330,8 +329,8 @@ def _print_summaries(G, D, batch_gpu, device):
     z, c = torch.zeros([batch_gpu, G.z_dim], device=device), torch.zeros([batch_gpu, G.c_dim], device=device)
     misc.print_module_summary(D, [misc.print_module_summary(G, [z, c]), c])
 
-def _restore(checkpoint, resume_data, resume_pkl, partial):
-    exact, skipped = checkpoint.restore(resume_data, resume_pkl, partial=partial)
+def _restore(checkpoint, resume_snapshot, partial):
+    exact, skipped = checkpoint.restore(resume_snapshot, partial=partial)
     if distributed.get_rank() == 0:
         for problem in skipped:
             print(f'Not loaded: {problem}')

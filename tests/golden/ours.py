@@ -32,7 +32,7 @@ def golden_init(golden, case):
 
 def loop_kwargs(case, impl, data):
     """Our train.py's options for the case, with the scenario's overrides."""
-    from train import setup_training_options
+    from tools.train_options import setup_training_options
     options, per_round = scenario.CASES[case]
     _desc, args = setup_training_options(data=data, metrics=[], seed=0, workers=0, batch=scenario.BATCH, **options, **scenario.SHAPE_OPTIONS)
     args.G_kwargs.update(scenario.NETWORK_OVERRIDES['G'])
