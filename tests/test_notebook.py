@@ -48,7 +48,7 @@ def test_notebook_runs_with_small_settings(tmp_path, monkeypatch):
     run_dirs = [path for path in (workdir / 'runs').iterdir() if path.is_dir()]
     assert len(run_dirs) == 1
     run_dir = run_dirs[0]
-    assert json.loads((run_dir / 'training_options.json').read_text())['G_kwargs']['synthesis_kwargs']['G_dict'] == [64, 32, 16]
+    assert json.loads((run_dir / 'training_options.json').read_text())['G_kwargs']['synthesis_kwargs']['G_dict'] == [128, 64, 32]
     snapshots = sorted(run_dir.glob('network-snapshot-*.pkl'))
     assert snapshots, f'no snapshot in {run_dir}: {sorted(p.name for p in run_dir.iterdir())}'
     import legacy

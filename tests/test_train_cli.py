@@ -104,7 +104,7 @@ def test_presets_set_the_paper_shapes(fashion_zip):
     assert synthesis.G_dict == [1024, 512, 512] and synthesis.num_layers == [1, 3, 3] and synthesis.depth == 32
     assert options.batch_size == 32 and options.loss_kwargs.pl_weight == 0
     _desc, options = dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=[]))
-    assert options.G_kwargs.synthesis_kwargs.G_dict == [64, 32, 16]
+    assert options.G_kwargs.synthesis_kwargs.G_dict == [128, 64, 32] and options.G_opt_kwargs.lr == 0.005
     assert options.D_kwargs.channel_max == 64 and options.batch_size == 16
     # Explicit options win over the preset.
     _desc, options = dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=[], g_dict=['32', '32', '16'], batch=8))
@@ -126,19 +126,19 @@ def test_resume_takes_the_snapshots_architecture(fashion_zip, tmp_path):
     _desc, options = dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=[], resume=pkl))
     synthesis = options.G_kwargs.synthesis_kwargs
     assert options.G_kwargs.class_name == 'training.networks_Generator.Generator'
-    assert synthesis.G_dict == [32, 16, 8] and synthesis.depth == 8  # The snapshot's, not the preset's 64,32,16 and 16.
+    assert synthesis.G_dict == [32, 16, 8] and synthesis.depth == 8  # The snapshot's, not the preset's 128,64,32 and 16.
     assert 'img_resolution' not in options.G_kwargs and 'c_dim' not in options.D_kwargs  # The dataset sets these.
     assert options.D_kwargs.channel_max == 64 and options.resume_partial is False
     # A shape option means new networks of that shape (then the resume is checked, or partial).
     _desc, options = dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=[], resume=pkl, depth=4, resume_partial=True))
-    assert options.G_kwargs.synthesis_kwargs.G_dict == [64, 32, 16] and options.G_kwargs.synthesis_kwargs.depth == 4
+    assert options.G_kwargs.synthesis_kwargs.G_dict == [128, 64, 32] and options.G_kwargs.synthesis_kwargs.depth == 4
     assert options.resume_partial is True
 
 def test_resume_that_does_not_fit_stops_before_the_run_directory(fashion_zip, tmp_path):
     pkl = _write_snapshot(fashion_zip, tmp_path, g_dict=['32', '16', '8'])
     outdir = tmp_path / 'runs'
     args = [f'--outdir={outdir}', f'--data={fashion_zip}', '--cfg=tiny', '--metrics=none', f'--resume={pkl}']
-    result = invoke(args + ['--g_dict=64,32,16'])  # The preset's widths, not the snapshot's.
+    result = invoke(args + ['--g_dict=64,32,16'])  # Other widths than the snapshot's.
     assert result.exit_code == 2, result.output
     assert result.output.count('Error:') == 1 and 'Traceback' not in result.output
     assert 'does not fit the networks being trained' in result.output and '--resume-partial' in result.output

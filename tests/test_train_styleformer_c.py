@@ -63,7 +63,7 @@ def test_switch_res_option_and_the_other_presets(scenes):
 @pytest.mark.parametrize('args, message', [
     (['--switch-res=32'], '--switch-res=32 must be the 32x32 dataset\'s resolution divided by 2, 4, 8'),
     (['--switch-res=12'], '--switch-res=12 must be the 32x32 dataset\'s resolution divided by 2, 4, 8'),
-    (['--switch-res=16'], '--g_dict: --cfg=tiny uses 3 values (64,32,16), but a 32x32 dataset needs one per transformer stage (8,16)'),
+    (['--switch-res=16'], '--g_dict: --cfg=tiny uses 3 values (128,64,32), but a 32x32 dataset needs one per transformer stage (8,16)'),
     (['--switch-res=4', '--g_dict=8', '--num_layers=1'], '--switch-res=4 must be 8 times a power of two'),
 ])
 def test_bad_switch_res_fails_cleanly(scenes, tmp_path, args, message):
