@@ -33,7 +33,6 @@ def _shown(text):
     return repr(text[:40]) + ('...' if len(text) > 40 else '')  # Escaped and short: it may come from a web request.
 
 
-
 def default_device(device=None):
     """torch.device of the name given, else CUDA when present, else the CPU."""
     if device is None:
