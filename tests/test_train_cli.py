@@ -105,10 +105,10 @@ def test_presets_set_the_paper_shapes(fashion_zip):
     assert options.batch_size == 32 and options.loss_kwargs.pl_weight == 0
     _desc, options = dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=[]))
     assert options.G_kwargs.synthesis_kwargs.G_dict == [128, 64, 32] and options.G_opt_kwargs.lr == 0.005
-    assert options.D_kwargs.channel_max == 64 and options.batch_size == 16
+    assert options.D_kwargs.channel_max == 64 and options.batch_size == 8
     # Explicit options win over the preset.
-    _desc, options = dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=[], g_dict=['32', '32', '16'], batch=8))
-    assert options.G_kwargs.synthesis_kwargs.G_dict == [32, 32, 16] and options.batch_gpu == 8
+    _desc, options = dry_run_options(dict(data=fashion_zip, cfg='tiny', metrics=[], g_dict=['32', '32', '16'], batch=16))
+    assert options.G_kwargs.synthesis_kwargs.G_dict == [32, 32, 16] and options.batch_gpu == 16
 
 def _write_snapshot(fashion_zip, run_dir, **shape):
     """A snapshot of fresh tiny networks built with `shape` options (as train.py would build them)."""
