@@ -191,7 +191,7 @@ def test_rank_0_picks_the_run_dir_for_all_ranks(fashion_zip, tmp_path):
         env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
         env.update(PYTHONPATH=REPO_ROOT, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2', MASTER_ADDR='127.0.0.1',
             MASTER_PORT=str(port), CUDA_VISIBLE_DEVICES='', RUN_DIR_RECORD=str(machine / 'run_dir.json'))
-        args = ['--outdir=runs', f'--data={fashion_zip}', '--cfg=tiny', '--batch-gpu=8', '--workers=0']  # --outdir relative to each machine.
+        args = ['--outdir=runs', f'--data={fashion_zip}', '--cfg=tiny', '--batch-gpu=4', '--workers=0']  # --outdir relative to each machine.
         procs.append(subprocess.Popen([sys.executable, '-c', RANK_WORKER, *args], cwd=machine, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     for proc in procs:
