@@ -193,6 +193,19 @@ def test_options_resolve_without_files():
     assert options.training_set_kwargs.max_size == 100 and options.D_kwargs.epilogue_kwargs.mbstd_group_size == 4
     assert options.metrics == [] and options.ada_target == 0.6 and options.augment_kwargs.xflip == 1  # The defaults: none for tiny, ADA, bgc.
 
+def test_a_preset_batch_is_shared_among_more_processes_than_it_was_laid_out_for():
+    # tiny's batch 8 is laid out for one process; with two, each takes 4 per round (no --batch needed).
+    opts, given = train_options.option_values(data='/no/such/cars.zip', cfg='tiny')
+    facts = train_options.DatasetFacts('cars32', 32, 100, has_labels=False)
+    _desc, options = train_options.resolve(opts, given, facts, num_gpus=2)
+    assert options.batch_size == 8 and options.batch_gpu == 4
+    _desc, options = train_options.resolve(opts, given, facts, num_gpus=1)
+    assert options.batch_size == 8 and options.batch_gpu == 8
+    # A published configuration laid out for 8 GPUs keeps its per-GPU batch (gradient accumulation on fewer).
+    opts, given = train_options.option_values(data='/no/such/cars.zip', cfg='stylegan2')
+    _desc, options = train_options.resolve(opts, given, facts, num_gpus=2)
+    assert options.batch_size == 32 and options.batch_gpu == 4
+
 def test_a_default_given_explicitly_counts_as_given(fashion_zip):
     # Given on the command line, a value equal to its default still names the run and is checked.
     assert dry_run_options(dict(data=fashion_zip, cfg='tiny'))[0] == 'fashion32-tiny'

@@ -296,7 +296,9 @@ def _batch(opts, spec, num_gpus):
     if opts.batch is not None and opts.batch % num_gpus != 0:
         raise UserError(f'--batch={opts.batch} must be at least 1 and divisible by the number of GPUs/processes ({num_gpus})')
     batch_size = opts.batch if opts.batch is not None else spec.mb
-    batch_gpu = opts.batch // num_gpus if opts.batch is not None else spec.mb // spec.ref_gpus
+    # The preset's per-GPU batch, or the process's share where the preset was laid out for fewer processes
+    # (the published code then fed each round a mismatched number of reals and latents).
+    batch_gpu = opts.batch // num_gpus if opts.batch is not None else min(spec.mb // spec.ref_gpus, batch_size // num_gpus)
     if opts.batch_gpu is not None:
         if not opts.batch_gpu <= batch_size // num_gpus:
             raise UserError(f'--batch-gpu must be between 1 and batch / processes = {batch_size // num_gpus}')
